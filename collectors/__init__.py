@@ -1,0 +1,25 @@
+"""Collectors: fetch raw items from a community and turn them into posts.
+
+``build(source_config)`` makes the collector a ``[[source]]`` table asks for."""
+
+from __future__ import annotations
+
+from .base import BadItem, Collector, Post, SourceFailed
+from .reddit_dump import RedditDumpCollector
+
+__all__ = ["BadItem", "Collector", "Post", "SourceFailed", "RedditDumpCollector", "build"]
+
+
+def build(source) -> Collector:
+    """A collector for one ``monitor.config.SourceConfig``."""
+    o = source.options
+    if source.type == "reddit-dump":
+        return RedditDumpCollector(
+            source.name,
+            source.path(),
+            subreddits=o.get("subreddits"),
+            since=o.get("since"),
+            until=o.get("until"),
+            keywords=o.get("keywords"),
+        )
+    raise ValueError(f"no collector for source type {source.type!r}")

@@ -1,0 +1,68 @@
+"""What every collector is: a name, ``fetch(state)`` yielding raw items, and a pure
+``to_post(raw)`` turning one into a :class:`Post` (or ``None`` to skip it).
+
+Collectors never touch the database: ``monitor.pipeline`` stores what they yield and
+saves ``state`` only after everything fetched with it is stored, so a crash repeats work
+instead of losing it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+
+class BadItem(ValueError):
+    """One collected item cannot be used; it is counted and skipped, the run goes on."""
+
+
+class SourceFailed(RuntimeError):
+    """The source as a whole failed (unreadable file, corrupt stream, refused API)."""
+
+
+@dataclass
+class Post:
+    id: str  # unique across sources, e.g. "reddit:t3_abc12"
+    source: str  # the config name of the source that collected it
+    platform: str  # reddit, reddit-dump, discourse, feed, ...
+    community: str
+    url: str | None
+    author: str | None  # the raw name: monitor.privacy hashes it before storage
+    created_at: str  # ISO 8601 UTC
+    title: str
+    text: str
+    parent_id: str | None = None
+    thread_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Collector(ABC):
+    platform: str = ""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.counts: Counter[str] = Counter()
+        self.notes: list[str] = []  # things the run log should say (limits reached, ...)
+
+    @abstractmethod
+    def fetch(self, state: dict[str, Any]) -> Iterator[Any]:
+        """Yield raw items; update ``state`` (a JSON-able dict) as you go."""
+
+    @abstractmethod
+    def to_post(self, raw: Any) -> Post | None:
+        """One raw item -> Post; None to skip it silently (deleted, filtered)."""
+
+
+def iso_utc(timestamp: Any) -> str:
+    """Unix seconds (int, float or numeric string) -> '2026-03-01T12:00:00Z'."""
+    try:
+        ts = float(timestamp)
+    except (TypeError, ValueError):
+        raise BadItem(f"bad timestamp {timestamp!r}")
+    try:
+        d = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise BadItem(f"timestamp out of range {timestamp!r}")
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ")

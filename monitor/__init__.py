@@ -1,0 +1,1 @@
+"""trustwatch: how patient communities see clinical trial sites and their partner groups."""

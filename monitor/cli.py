@@ -1,0 +1,256 @@
+"""The ``trustwatch`` command line: thin click commands over the library."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import InputError, TrustwatchError
+
+DEMO_DIR = Path(__file__).parent / "demo"
+DEMO_SALT = "trustwatch-demo-salt-fictional-data-only"
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def config_option(fn):
+    """--config on every command: default ./trustwatch.toml or $TRUSTWATCH_CONFIG."""
+
+    @click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        default=None, help="Config file [default: ./trustwatch.toml or $TRUSTWATCH_CONFIG]",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def reports_errors(fn):
+    """TrustwatchError -> one line on stderr and its exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TrustwatchError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper
+
+
+def _config(path: Path | None):
+    from .config import load_config
+
+    return load_config(path)
+
+
+@click.group()
+@click.version_option(package_name="trustwatch")
+def cli():
+    """trustwatch: how patient communities see trial sites and their partner groups.
+
+    Collects public posts, tags sentiment and trust themes for each watched site,
+    sponsor, advocacy group, trial and condition, and publishes it with Datasette.
+    """
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing trustwatch.toml")
+@reports_errors
+def init(directory: Path, force: bool):
+    """Write a commented trustwatch.toml to start from.
+
+    Example:
+
+        trustwatch init my-project
+    """
+    from .init import write_starter_config
+
+    path = write_starter_config(directory, force=force)
+    click.echo(f"Wrote {path}: edit the [[watch]] and [[source]] tables, then run `trustwatch run`.")
+
+
+@cli.command()
+@config_option
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source (repeatable)")
+@reports_errors
+def collect(config_path, sources):
+    """Collect new posts from the configured sources, incrementally.
+
+    Exit code 1 when a source failed (the others are still stored).
+
+    Example:
+
+        trustwatch collect --source als-archive
+    """
+    from . import pipeline, storage
+
+    cfg = _config(config_path)
+    with pipeline.run_lock(cfg.database):
+        db = storage.open_db(cfg.database)
+        report = pipeline.collect(cfg, db, list(sources) or None, log=_log)
+    sys.exit(1 if report.failed else 0)
+
+
+@cli.command()
+@config_option
+@reports_errors
+def tag(config_path):
+    """Tag every post not yet tagged by the current model.
+
+    Example:
+
+        trustwatch tag --config trustwatch.toml
+    """
+    from . import pipeline, storage
+
+    cfg = _config(config_path)
+    with pipeline.run_lock(cfg.database):
+        db = storage.open_db(cfg.database)
+        tagger = pipeline.load_tagger(cfg)
+        pipeline.tag(cfg, db, log=_log, tagger=tagger)
+        pipeline.aggregate(db, tagger.model_id, log=_log)
+
+
+@cli.command()
+@config_option
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source (repeatable)")
+@reports_errors
+def run(config_path, sources):
+    """Collect, tag and aggregate: the command cron runs. Safe to repeat.
+
+    Exit codes: 0 done, 1 some sources failed, 2 bad config, 3 another run is going.
+
+    Example (crontab, hourly):
+
+        0 * * * *  cd /srv/trustwatch && TRUSTWATCH_SALT=... trustwatch run
+    """
+    from . import pipeline
+
+    report = pipeline.run(_config(config_path), list(sources) or None, log=_log)
+    sys.exit(1 if report.failed else 0)
+
+
+@cli.command()
+@config_option
+@click.option("--watchlist", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="TOML with [[watch]] tables, or a JSON list of the same objects")
+@click.option("--input", "input_path", default="-", metavar="FILE|-",
+              help="JSONL with id, title, text [default: stdin]")
+@click.option("--batch", default=64, show_default=True, help="Posts per model batch")
+@reports_errors
+def classify(config_path, watchlist, input_path, batch):
+    """Tag JSONL posts without a database: JSONL in, JSONL out.
+
+    Each input line is {"id": ..., "title": ..., "text": ...}; each output line gives
+    sentiment, scores, themes and mentions (offsets into title + "\\n\\n" + text).
+
+    Example:
+
+        echo '{"id": 1, "title": "", "text": "LCRI was great"}' |
+          trustwatch classify --watchlist watch.toml
+    """
+    import models
+
+    from .config import ModelConfig, load_config, load_watchlist
+    from .errors import ModelError
+
+    entities = load_watchlist(watchlist)
+    cfg_path = config_path or (Path(os.environ["TRUSTWATCH_CONFIG"]) if os.environ.get("TRUSTWATCH_CONFIG") else None)
+    mc = load_config(cfg_path).model if cfg_path else ModelConfig()
+    try:
+        tagger = models.load_tagger(
+            entities, encoder=mc.encoder, heads=mc.heads, sentiment=mc.sentiment,
+            device=mc.device, batch_size=mc.batch_size,
+        )
+    except models.ModelLoadError as e:
+        raise ModelError(str(e))
+    if input_path == "-":
+        stream = contextlib.nullcontext(sys.stdin)
+        name = "stdin"
+    else:
+        try:
+            stream = open(input_path, encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"{input_path}: cannot open: {e.strerror}")
+        name = input_path
+    from .classify import read_jsonl
+
+    out = sys.stdout
+    pending: list[tuple] = []
+
+    def flush():
+        for t in tagger.tag(pending):
+            out.write(json.dumps(t.to_json(), ensure_ascii=False) + "\n")
+        out.flush()
+        pending.clear()
+
+    with stream as lines:
+        for item in read_jsonl(lines, name):
+            pending.append(item)
+            if len(pending) >= batch:
+                flush()
+        flush()
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True, type=int)
+@reports_errors
+def serve(config_path, host, port):
+    """Browse the database in Datasette with this project's metadata.
+
+    Example:
+
+        trustwatch serve --port 8001
+    """
+    from . import serve as serving, storage
+
+    cfg = _config(config_path)
+    storage.open_db(cfg.database).close()
+    serving.serve(cfg.database, host=host, port=port)
+
+
+@cli.command()
+@click.option("--no-serve", is_flag=True, help="Build the demo database and exit")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("trustwatch-demo.db"), show_default=True, help="Where to write the demo database")
+@click.option("--port", default=8001, show_default=True, type=int)
+@reports_errors
+def demo(no_serve, db_path, port):
+    """Run the main job on the shipped, fictional sample data, fully offline,
+    then serve it on http://127.0.0.1:8001.
+
+    Example:
+
+        trustwatch demo --no-serve && sqlite3 trustwatch-demo.db 'select count(*) from posts'
+    """
+    from . import pipeline, serve as serving
+    from .config import load_config
+
+    cfg = load_config(DEMO_DIR / "trustwatch.toml")
+    cfg.database = db_path.resolve()
+    os.environ.setdefault(cfg.salt_env, DEMO_SALT)
+    report = pipeline.run(cfg, log=_log)
+    _log(f"demo: {cfg.database} ready ({report.new} new posts, {report.tagged} tagged)")
+    if report.failed:
+        sys.exit(1)
+    if not no_serve:
+        serving.serve(cfg.database, host="127.0.0.1", port=port)
+
+
+def main():
+    cli(prog_name="trustwatch")

@@ -1,0 +1,276 @@
+"""Reading and validating ``trustwatch.toml``.
+
+Every problem becomes a :class:`ConfigError` whose message is one line naming the file
+and the field, e.g. ``trustwatch.toml: source[2].type: 'reddti' is not one of ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.mentions import ENTITY_KINDS, Entity
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "trustwatch.toml"
+CONFIG_ENV = "TRUSTWATCH_CONFIG"
+
+# Source types and the fields each accepts: name -> (required, optional).
+SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "reddit-dump": (
+        {"path"},
+        {"subreddits", "since", "until", "keywords", "consent"},
+    ),
+}
+COMMON_SOURCE_FIELDS = {"name", "type"}
+
+
+@dataclass
+class ModelConfig:
+    sentiment: str | None = None
+    encoder: str | None = None
+    heads: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+
+
+@dataclass
+class SourceConfig:
+    name: str
+    type: str
+    options: dict[str, Any]
+    base_dir: Path
+
+    def path(self, key: str = "path") -> Path:
+        p = Path(os.path.expanduser(str(self.options[key])))
+        return p if p.is_absolute() else self.base_dir / p
+
+
+@dataclass
+class Config:
+    path: Path
+    database: Path
+    salt_env: str = "TRUSTWATCH_SALT"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    watch: list[Entity] = field(default_factory=list)
+    sources: list[SourceConfig] = field(default_factory=list)
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"{self.path}: no source named {name!r} (sources: {known})")
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (create one with `trustwatch init`)")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {e.start})")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    if isinstance(value, bool) and kind in (int, float):
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    _expect(value, list, where, "a list of strings")
+    for i, item in enumerate(value):
+        _expect(item, str, f"{where}[{i}]", "a string")
+    return list(value)
+
+
+def _unknown_keys(table: dict, allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ConfigError(
+            f"{where}.{extra[0]}: unknown field (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def parse_watch(items: Any, where: str) -> list[Entity]:
+    """Validate a list of ``[[watch]]`` tables (from TOML or JSON) into entities."""
+    _expect(items, list, where, "a list of [[watch]] tables")
+    entities: list[Entity] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        _expect(item, dict, w, "a table")
+        _unknown_keys(item, {"id", "kind", "name", "aliases", "partners", "context"}, w)
+        for key in ("id", "kind", "name"):
+            if key not in item:
+                raise ConfigError(f"{w}.{key}: missing")
+            _expect(item[key], str, f"{w}.{key}", "a string")
+        ident = item["id"].strip()
+        if not ident or any(c.isspace() for c in ident):
+            raise ConfigError(f"{w}.id: {item['id']!r} must be non-empty and contain no spaces")
+        if ident in seen:
+            raise ConfigError(f"{w}.id: {ident!r} is used twice")
+        seen[ident] = w
+        if item["kind"] not in ENTITY_KINDS:
+            raise ConfigError(
+                f"{w}.kind: {item['kind']!r} is not one of {', '.join(ENTITY_KINDS)}"
+            )
+        if not item["name"].strip():
+            raise ConfigError(f"{w}.name: must not be empty")
+        aliases = _str_list(item.get("aliases", []), f"{w}.aliases")
+        partners = _str_list(item.get("partners", []), f"{w}.partners")
+        entities.append(
+            Entity(
+                id=ident,
+                kind=item["kind"],
+                name=item["name"].strip(),
+                aliases=tuple(a for a in aliases if a.strip()),
+                partners=tuple(partners),
+                context=str(item.get("context", "")),
+            )
+        )
+    for e, item in zip(entities, items):
+        for j, p in enumerate(e.partners):
+            if p not in seen:
+                raise ConfigError(f"{seen[e.id]}.partners[{j}]: no watched entity has id {p!r}")
+    return entities
+
+
+def load_watchlist(path: Path) -> list[Entity]:
+    """A watchlist file: TOML with ``[[watch]]`` tables, or a JSON list of the same objects."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: file not found")
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: invalid JSON: {e}")
+        return parse_watch(data, str(path))
+    data = _read_toml(path)
+    if "watch" not in data:
+        raise ConfigError(f"{path}: no [[watch]] tables found")
+    return parse_watch(data["watch"], f"{path}: watch")
+
+
+def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
+    _expect(item, dict, w, "a table")
+    for key in ("name", "type"):
+        if key not in item:
+            raise ConfigError(f"{w}.{key}: missing")
+        _expect(item[key], str, f"{w}.{key}", "a string")
+    stype = item["type"]
+    if stype not in SOURCE_FIELDS:
+        raise ConfigError(
+            f"{w}.type: {stype!r} is not a source type this version supports "
+            f"(supported: {', '.join(sorted(SOURCE_FIELDS))})"
+        )
+    required, optional = SOURCE_FIELDS[stype]
+    _unknown_keys(item, COMMON_SOURCE_FIELDS | required | optional, w)
+    for key in sorted(required):
+        if key not in item:
+            raise ConfigError(f"{w}.{key}: missing (required for type {stype!r})")
+    opts = {k: v for k, v in item.items() if k not in COMMON_SOURCE_FIELDS}
+    if stype == "reddit-dump":
+        _expect(opts["path"], str, f"{w}.path", "a file path")
+        for key in ("subreddits", "keywords"):
+            if key in opts:
+                opts[key] = _str_list(opts[key], f"{w}.{key}")
+        for key in ("since", "until"):
+            if key in opts:
+                opts[key] = _parse_date(opts[key], f"{w}.{key}")
+    return SourceConfig(name=item["name"], type=stype, options=opts, base_dir=base_dir)
+
+
+def _parse_date(value: Any, where: str):
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            d = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a date like 2026-01-31")
+        return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+    raise ConfigError(f"{where}: expected a date like 2026-01-31, got {value!r}")
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    path = Path(path) if path else default_config_path()
+    data = _read_toml(path)
+    where = str(path)
+    _unknown_keys(data, {"database", "privacy", "model", "watch", "source"}, where)
+    base_dir = path.resolve().parent
+
+    db = data.get("database", {})
+    _expect(db, dict, f"{where}: database", "a [database] table")
+    _unknown_keys(db, {"path"}, f"{where}: database")
+    db_path = Path(_expect(db.get("path", "trustwatch.db"), str, f"{where}: database.path", "a path"))
+    if not db_path.is_absolute():
+        db_path = base_dir / db_path
+
+    privacy = data.get("privacy", {})
+    _expect(privacy, dict, f"{where}: privacy", "a [privacy] table")
+    _unknown_keys(privacy, {"author_salt_env"}, f"{where}: privacy")
+    salt_env = _expect(
+        privacy.get("author_salt_env", "TRUSTWATCH_SALT"), str,
+        f"{where}: privacy.author_salt_env", "an environment variable name",
+    )
+
+    m = data.get("model", {})
+    _expect(m, dict, f"{where}: model", "a [model] table")
+    _unknown_keys(m, {"sentiment", "encoder", "heads", "device", "batch_size"}, f"{where}: model")
+    model = ModelConfig()
+    for key in ("sentiment", "encoder", "heads"):
+        if key in m:
+            value = _expect(m[key], str, f"{where}: model.{key}", "a model id or path")
+            local = Path(os.path.expanduser(value))
+            if not local.is_absolute() and (base_dir / local).exists():
+                value = str(base_dir / local)
+            setattr(model, key, value)
+    if "device" in m:
+        model.device = _expect(m["device"], str, f"{where}: model.device", '"cpu" or "cuda"')
+        if model.device not in ("cpu", "cuda") and not model.device.startswith("cuda:"):
+            raise ConfigError(f"{where}: model.device: {model.device!r} is not \"cpu\" or \"cuda\"")
+    if "batch_size" in m:
+        model.batch_size = _expect(m["batch_size"], int, f"{where}: model.batch_size", "a positive integer")
+        if model.batch_size < 1:
+            raise ConfigError(f"{where}: model.batch_size: must be at least 1")
+
+    watch = parse_watch(data.get("watch", []), f"{where}: watch")
+
+    raw_sources = data.get("source", [])
+    _expect(raw_sources, list, f"{where}: source", "a list of [[source]] tables")
+    sources = []
+    names: set[str] = set()
+    for i, item in enumerate(raw_sources):
+        s = _parse_source(item, f"{where}: source[{i}]", base_dir)
+        if s.name in names:
+            raise ConfigError(f"{where}: source[{i}].name: {s.name!r} is used twice")
+        names.add(s.name)
+        sources.append(s)
+
+    return Config(path=path, database=db_path, salt_env=salt_env, model=model, watch=watch, sources=sources)

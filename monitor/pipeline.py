@@ -1,0 +1,189 @@
+"""The main job: collect -> tag -> aggregate, each step safe to repeat.
+
+Collected items are stored in batches, and a source's state is saved only after all it
+fetched is stored: a run killed at any point repeats some work and loses none."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import collectors
+from collectors import BadItem, SourceFailed
+
+from . import storage
+from .aggregate import rebuild_weekly
+from .config import Config
+from .errors import ConfigError, LockedError, ModelError
+from .privacy import Pseudonymizer, mask_contacts
+
+Log = Callable[[str], None]
+BATCH = 500
+
+
+@dataclass
+class RunReport:
+    new: int = 0
+    updated: int = 0
+    tagged: int = 0
+    sources: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+@contextlib.contextmanager
+def run_lock(db_path: Path) -> Iterator[None]:
+    """One run per database at a time. The OS drops the lock when its process dies, so a
+    killed run never leaves a stale lock behind."""
+    lock_path = Path(f"{db_path}.lock")
+    fh = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise LockedError(f"{db_path}: another trustwatch run holds the lock ({holder})")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _store(db, collector, pseudo: Pseudonymizer, report: RunReport, counts: dict, state: dict) -> None:
+    batch = []
+
+    def flush():
+        new, updated = storage.save_posts(db, batch)
+        counts["new"] += new
+        counts["updated"] += updated
+        batch.clear()
+
+    for raw in collector.fetch(state):
+        try:
+            post = collector.to_post(raw)
+        except BadItem:
+            collector.counts["bad_items"] += 1
+            continue
+        if post is None:
+            continue
+        batch.append(
+            dataclasses.replace(
+                post,
+                author=pseudo.author(post.author),
+                title=mask_contacts(post.title),
+                text=mask_contacts(post.text),
+            )
+        )
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+
+
+def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -> RunReport:
+    """Run the named sources (all by default). One failing source never stops the others."""
+    pseudo = Pseudonymizer.from_env(cfg.salt_env, cfg.path)
+    chosen = [cfg.source(n) for n in names] if names else cfg.sources
+    if not chosen:
+        raise ConfigError(f"{cfg.path}: no [[source]] configured")
+    report = RunReport()
+    for src in chosen:
+        collector = collectors.build(src)
+        state = storage.load_state(db, src.name)
+        counts = {"new": 0, "updated": 0}
+        try:
+            _store(db, collector, pseudo, report, counts, state)
+        except SourceFailed as e:
+            report.errors[src.name] = str(e)
+            log(f"collect {src.name}: FAILED: {e}")
+        else:
+            storage.save_state(db, src.name, src.type, state)
+        counts.update(collector.counts)
+        report.sources[src.name] = counts
+        report.new += counts["new"]
+        report.updated += counts["updated"]
+        details = ", ".join(f"{v} {k}" for k, v in sorted(collector.counts.items()))
+        log(f"collect {src.name}: {counts['new']} new, {counts['updated']} updated" + (f" ({details})" if details else ""))
+        for note in collector.notes:
+            log(f"collect {src.name}: note: {note}")
+    return report
+
+
+def load_tagger(cfg: Config):
+    import models
+
+    try:
+        return models.load_tagger(
+            cfg.watch,
+            encoder=cfg.model.encoder,
+            heads=cfg.model.heads,
+            sentiment=cfg.model.sentiment,
+            device=cfg.model.device,
+            batch_size=cfg.model.batch_size,
+        )
+    except models.ModelLoadError as e:
+        raise ModelError(str(e))
+
+
+def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256) -> int:
+    """Tag every post not yet tagged by the current model for its current text and
+    watchlist. Returns how many posts were tagged."""
+    storage.sync_entities(db, cfg.watch)
+    tagger = tagger or load_tagger(cfg)
+    storage.register_model(db, tagger.describe())
+    wl = storage.watchlist_hash(cfg.watch)
+    done = 0
+    for rows in storage.posts_to_tag(db, tagger.model_id, wl, batch=batch):
+        tags = tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])
+        storage.save_tags(db, tagger.model_id, wl, rows, tags)
+        done += len(rows)
+    log(f"tag: {done} posts tagged with {tagger.model_id}")
+    return done
+
+
+def current_model(db) -> str | None:
+    row = db.execute("select id from models where current = 1").fetchone()
+    return row[0] if row else None
+
+
+def aggregate(db, model: str | None = None, log: Log = print) -> int:
+    model = model or current_model(db)
+    if model is None:
+        log("aggregate: nothing tagged yet")
+        return 0
+    n = rebuild_weekly(db, model)
+    log(f"aggregate: {n} entity-weeks for {model}")
+    return n
+
+
+def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=None) -> RunReport:
+    """collect + tag + aggregate under the run lock, recorded in ``runs``."""
+    with run_lock(cfg.database):
+        db = storage.open_db(cfg.database)
+        run_id = storage.start_run(db, "run")
+        status = "failed"
+        report = RunReport()
+        try:
+            report = collect(cfg, db, names, log=log)
+            tagger = tagger or load_tagger(cfg)
+            report.tagged = tag(cfg, db, log=log, tagger=tagger)
+            aggregate(db, tagger.model_id, log=log)
+            status = "partial" if report.failed else "ok"
+        finally:
+            storage.finish_run(
+                db, run_id, status=status, posts_new=report.new, posts_updated=report.updated,
+                posts_tagged=report.tagged, sources=report.sources, errors=report.errors,
+            )
+            db.close()
+    return report

@@ -1,0 +1,286 @@
+"""All database access: schema, migrations, upserts, reads for tagging, run records.
+
+SQLite through sqlite-utils, in WAL mode so Datasette can read while a run writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .errors import InputError
+
+migrations = Migrations("trustwatch")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["posts"].create(
+        {
+            "id": str, "source": str, "platform": str, "community": str, "url": str,
+            "author": str, "created_at": str, "title": str, "text": str,
+            "parent_id": str, "thread_id": str, "content_hash": str,
+            "collected_at": str, "updated_at": str,
+        },
+        pk="id",
+    )
+    db["posts"].create_index(["created_at"])
+    db["posts"].create_index(["source"])
+    db["posts"].create_index(["thread_id"])
+    db["posts"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
+    db["entities"].create(
+        {"id": str, "kind": str, "name": str, "aliases": str, "partners": str}, pk="id"
+    )
+    db["models"].create(
+        {"id": str, "name": str, "version": str, "encoder": str, "labels": str,
+         "themes": str, "metrics": str, "first_used": str, "current": int},
+        pk="id",
+    )
+    db["post_tags"].create(
+        {
+            "post_id": str, "model": str, "sentiment": str, "negative": float,
+            "neutral": float, "positive": float, "themes": str,
+            "content_hash": str, "watchlist_hash": str, "tagged_at": str,
+        },
+        pk=("post_id", "model"),
+        foreign_keys=[("post_id", "posts", "id"), ("model", "models", "id")],
+    )
+    db["post_tags"].create_index(["model", "sentiment"])
+    db["mentions"].create(
+        {
+            "post_id": str, "entity_id": str, "model": str, "start": int, "end": int,
+            "surface": str, "sentiment": str, "negative": float, "neutral": float,
+            "positive": float, "themes": str,
+        },
+        pk=("post_id", "model", "start"),
+        foreign_keys=[("post_id", "posts", "id"), ("entity_id", "entities", "id")],
+    )
+    db["mentions"].create_index(["entity_id", "model"])
+    db["runs"].create(
+        {
+            "id": int, "command": str, "started_at": str, "finished_at": str,
+            "status": str, "posts_new": int, "posts_updated": int, "posts_tagged": int,
+            "sources": str, "errors": str,
+        },
+        pk="id",
+    )
+    db["source_state"].create(
+        {"source": str, "type": str, "state": str, "updated_at": str}, pk="source"
+    )
+    db["entity_weekly"].create(
+        {
+            "entity_id": str, "week": str, "model": str, "mentions": int, "posts": int,
+            "negative": int, "neutral": int, "positive": int, "net_sentiment": float,
+            "themes": str,
+        },
+        pk=("entity_id", "week", "model"),
+    )
+
+
+VIEWS = {
+    "entity_weekly_sentiment": """
+select w.entity_id, e.name as entity, e.kind, w.week, w.posts, w.mentions,
+       w.negative, w.neutral, w.positive,
+       round(1.0 * w.negative / w.mentions, 3) as negative_share,
+       round(1.0 * w.positive / w.mentions, 3) as positive_share,
+       w.net_sentiment, w.themes, w.model
+from entity_weekly w join entities e on e.id = w.entity_id
+where w.model = (select id from models where current = 1)
+order by w.entity_id, w.week""",
+}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(str(path), timeout=30)
+        db = sqlite_utils.Database(conn)
+        db.execute("pragma busy_timeout = 30000")
+        db.enable_wal()
+        migrations.apply(db)
+        for name, sql in VIEWS.items():
+            db.create_view(name, sql.strip(), replace=True)
+    except sqlite3.DatabaseError as e:
+        raise InputError(f"{path}: not a usable SQLite database ({e})")
+    return db
+
+
+def content_hash(title: str, text: str) -> str:
+    return hashlib.sha256(f"{title}\x00{text}".encode("utf-8")).hexdigest()[:16]
+
+
+def save_posts(db: sqlite_utils.Database, posts: list) -> tuple[int, int]:
+    """Upsert posts; returns (new, updated). An unchanged post is not written at all."""
+    if not posts:
+        return 0, 0
+    rows = {}
+    for p in posts:
+        row = asdict(p)
+        row.pop("extra", None)
+        row["content_hash"] = content_hash(row["title"], row["text"])
+        rows[row["id"]] = row  # the same item twice in one batch: one row
+    existing = {
+        r[0]: r[1]
+        for r in db.execute(
+            f"select id, content_hash from posts where id in ({','.join('?' * len(rows))})",
+            list(rows),
+        ).fetchall()
+    }
+    stamp = now()
+    new, changed = [], []
+    for ident, row in rows.items():
+        if ident not in existing:
+            row["collected_at"] = row["updated_at"] = stamp
+            new.append(row)
+        elif existing[ident] != row["content_hash"]:
+            row["updated_at"] = stamp
+            changed.append(row)
+    with db.atomic():
+        if new:
+            db["posts"].insert_all(new, pk="id")
+        if changed:
+            db["posts"].upsert_all(changed, pk="id")
+    return len(new), len(changed)
+
+
+def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
+    """The entities table mirrors the watchlist; mentions of removed entities go too."""
+    rows = [
+        {
+            "id": e.id, "kind": e.kind, "name": e.name,
+            "aliases": json.dumps(list(e.aliases)), "partners": json.dumps(list(e.partners)),
+        }
+        for e in entities
+    ]
+    ids = [r["id"] for r in rows]
+    with db.atomic():
+        if rows:
+            db["entities"].upsert_all(rows, pk="id")
+        marks = ",".join("?" * len(ids))
+        where = f"where entity_id not in ({marks})" if ids else ""
+        db.execute(f"delete from mentions {where}", ids)
+        db.execute(f"delete from entity_weekly {where}", ids)
+        db.execute(f"delete from entities where id not in ({marks})" if ids else "delete from entities", ids)
+
+
+def watchlist_hash(entities: Iterable) -> str:
+    key = json.dumps(
+        sorted([e.id, e.kind, e.name, sorted(e.aliases)] for e in entities), sort_keys=True
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def register_model(db: sqlite_utils.Database, info: dict) -> None:
+    """Record the model and make it the current one (what views and reports show)."""
+    with db.atomic():
+        if not db["models"].count_where("id = ?", [info["id"]]):
+            _insert_model(db, info)
+        db.execute("update models set current = (id = ?)", [info["id"]])
+
+
+def _insert_model(db: sqlite_utils.Database, info: dict) -> None:
+    db["models"].insert(
+        {
+            "id": info["id"], "name": info["name"], "version": info["version"],
+            "encoder": info.get("encoder", ""),
+            "labels": json.dumps(info.get("sentiment_labels", [])),
+            "themes": json.dumps(info.get("themes", [])),
+            "metrics": json.dumps(info.get("metrics", {})),
+            "first_used": now(),
+            "current": 0,
+        },
+        pk="id",
+    )
+
+
+def posts_to_tag(
+    db: sqlite_utils.Database, model: str, wl_hash: str, batch: int = 256
+) -> Iterator[list[dict]]:
+    """Posts with no tag from this model for their current text and watchlist, streamed
+    in batches (keyset pagination: memory stays bounded however large the table)."""
+    last = 0
+    sql = """
+select p.rowid as rid, p.id, p.title, p.text, p.content_hash
+from posts p left join post_tags t on t.post_id = p.id and t.model = :model
+where p.rowid > :last
+  and (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != :wl)
+order by p.rowid limit :batch"""
+    while True:
+        rows = [dict(r) for r in db.query(sql, {"model": model, "last": last, "wl": wl_hash, "batch": batch})]
+        if not rows:
+            return
+        last = rows[-1]["rid"]
+        yield rows
+
+
+def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
+    """Store one batch of tags, replacing this model's earlier tags for these posts."""
+    stamp = now()
+    tag_rows, mention_rows = [], []
+    for row, tag in zip(rows, tags):
+        tag_rows.append(
+            {
+                "post_id": row["id"], "model": model, "sentiment": tag.sentiment,
+                **tag.scores, "themes": json.dumps(tag.themes, sort_keys=True),
+                "content_hash": row["content_hash"], "watchlist_hash": wl_hash, "tagged_at": stamp,
+            }
+        )
+        for m in tag.mentions:
+            mention_rows.append(
+                {
+                    "post_id": row["id"], "entity_id": m.entity, "model": model,
+                    "start": m.start, "end": m.end, "surface": m.surface,
+                    "sentiment": m.sentiment, **m.scores,
+                    "themes": json.dumps(m.themes, sort_keys=True),
+                }
+            )
+    ids = [r["id"] for r in rows]
+    with db.atomic():
+        db.execute(
+            f"delete from mentions where model = ? and post_id in ({','.join('?' * len(ids))})",
+            [model, *ids],
+        )
+        db["post_tags"].upsert_all(tag_rows, pk=("post_id", "model"))
+        if mention_rows:
+            db["mentions"].insert_all(mention_rows, pk=("post_id", "model", "start"))
+
+
+def load_state(db: sqlite_utils.Database, source: str) -> dict:
+    row = db.execute("select state from source_state where source = ?", [source]).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def save_state(db: sqlite_utils.Database, source: str, stype: str, state: dict) -> None:
+    db["source_state"].upsert(
+        {"source": source, "type": stype, "state": json.dumps(state, sort_keys=True), "updated_at": now()},
+        pk="source",
+    )
+
+
+def start_run(db: sqlite_utils.Database, command: str) -> int:
+    with db.atomic():
+        return db["runs"].insert(
+            {"command": command, "started_at": now(), "status": "running"}, pk="id"
+        ).last_pk
+
+
+def finish_run(db: sqlite_utils.Database, run_id: int, **fields) -> None:
+    for key in ("sources", "errors"):
+        if key in fields and not isinstance(fields[key], str):
+            fields[key] = json.dumps(fields[key], sort_keys=True)
+    with db.atomic():
+        db["runs"].update(run_id, {"finished_at": now(), **fields})

@@ -1,0 +1,63 @@
+from models.mentions import Entity, Match, MentionMatcher, is_acronym, mention_context
+
+ENTITIES = [
+    Entity("lakeshore", "site", "Lakeshore Clinical Research Institute", ("Lakeshore CRI", "LCRI", "Lakeshore")),
+    Entity("als-hope", "group", "ALS Hope Alliance", ("ALS Hope",)),
+    Entity("als", "condition", "Amyotrophic lateral sclerosis", ("ALS", "Lou Gehrig's disease")),
+    Entity("mg", "condition", "Myasthenia gravis", ("MG",)),
+    Entity("calm-als", "trial", "CALM-ALS", ("NCT09912345",)),
+    Entity("calloway", "sponsor", "Calloway Therapeutics", ("Calloway",)),
+]
+M = MentionMatcher(ENTITIES)
+
+
+def found(text):
+    return [(m.entity, text[m.start:m.end]) for m in M.find(text)]
+
+
+def test_case_insensitive_names_and_possessives():
+    assert found("lakeshore's nurses") == [("lakeshore", "lakeshore's")]
+    assert found("LAKESHORE CRI rocks") == [("lakeshore", "LAKESHORE CRI")]
+
+
+def test_longest_match_wins_over_nested_alias():
+    assert found("ALS Hope Alliance helped") == [("als-hope", "ALS Hope Alliance")]
+    assert found("Lakeshore Clinical Research Institute") == [("lakeshore", "Lakeshore Clinical Research Institute")]
+
+
+def test_acronyms_only_in_capitals_and_not_after_numbers():
+    assert found("I have MG.") == [("mg", "MG")]
+    assert found("take 60 mg daily") == []
+    assert found("take 60 MG daily") == []
+    assert found("take 60MG daily") == []
+    assert found("my als is slow") == []
+    assert found("LCRIs") == [("lakeshore", "LCRIs")]
+
+
+def test_no_match_inside_other_words():
+    assert found("Callowayish") == []
+    assert found("GALS and PALS") == []
+
+
+def test_registry_ids_and_hyphen_space_variants():
+    assert found("see nct09912345 now") == [("calm-als", "nct09912345")]
+    assert found("the CALM ALS trial") == [("calm-als", "CALM ALS")]
+    assert found("Lou Gehrigs disease") == [("als", "Lou Gehrigs disease")]
+
+
+def test_is_acronym():
+    assert is_acronym("MG") and is_acronym("LCRI") and not is_acronym("Lakeshore") and not is_acronym("A")
+
+
+def test_context_is_clause_when_sentence_names_two_entities():
+    text = "Intro line.\n\nGreat nurses at Lakeshore, but Calloway ran it terribly. Other stuff."
+    ms = M.find(text)
+    by = {m.entity: m for m in ms}
+    assert mention_context(text, by["lakeshore"], ms) == "Great nurses at Lakeshore"
+    assert mention_context(text, by["calloway"], ms) == "Calloway ran it terribly."
+
+
+def test_context_is_sentence_for_a_single_entity():
+    text = "First sentence. Lakeshore was kind to us! Last one."
+    ms = M.find(text)
+    assert mention_context(text, ms[0], ms) == "Lakeshore was kind to us!"

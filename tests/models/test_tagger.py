@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from models.heads import SENTIMENTS, THEMES, Heads
+from models.tagger import chunks, full_text, label_mapping
+
+
+def test_full_text_joins_title_and_text():
+    assert full_text("T", "body") == "T\n\nbody"
+    assert full_text("", "body") == "body"
+
+
+def test_chunks_cover_everything_and_respect_the_limit():
+    text = " ".join(f"Sentence number {i} is here." for i in range(300))
+    cs = chunks(text, limit=200)
+    assert all(len(c) <= 200 for c in cs)
+    assert " ".join(cs).split() == text.split()
+
+
+def test_chunks_cut_a_giant_sentence_at_words():
+    text = "word " * 1000
+    cs = chunks(text, limit=100)
+    assert all(len(c) <= 100 for c in cs)
+    assert sum(len(c.split()) for c in cs) == 1000
+
+
+def test_tagger_output_shape_and_labels(tiny_tagger):
+    tags = tiny_tagger.tag([
+        ("1", "Lakeshore CRI", "Great nurses at Lakeshore, but Calloway's paperwork was awful."),
+        ("2", "", "Nothing watched here."),
+        ("3", None, ""),
+    ])
+    assert [t.id for t in tags] == ["1", "2", "3"]
+    for t in tags:
+        assert t.sentiment in SENTIMENTS
+        assert set(t.scores) == set(SENTIMENTS)
+        assert abs(sum(t.scores.values()) - 1) < 1e-3
+        assert set(t.themes) <= set(THEMES)
+        assert set(t.themes.values()) <= {"builds", "erodes"}
+    text = full_text("Lakeshore CRI", "Great nurses at Lakeshore, but Calloway's paperwork was awful.")
+    assert [(m.entity, text[m.start:m.end]) for m in tags[0].mentions] == [
+        ("lakeshore", "Lakeshore CRI"), ("lakeshore", "Lakeshore"), ("calloway", "Calloway's"),
+    ]
+    assert tags[1].mentions == []
+
+
+def test_mention_deep_in_a_long_post_is_tagged_from_its_own_context(tiny_tagger):
+    filler = "We drove for hours and it rained the whole way. " * 200
+    tag = tiny_tagger.tag([("long", "", filler + "Then Lakeshore closed the study.")])[0]
+    assert [m.entity for m in tag.mentions] == ["lakeshore"]
+    assert tag.mentions[0].start > 9000
+    alone = tiny_tagger.tag([("short", "", "Then Lakeshore closed the study.")])[0]
+    assert tag.mentions[0].scores == alone.mentions[0].scores
+
+
+def test_model_id_names_version(tiny_tagger):
+    assert tiny_tagger.model_id.endswith("@test-1")
+    info = tiny_tagger.describe()
+    assert info["sentiment_labels"] == list(SENTIMENTS) and info["themes"] == list(THEMES)
+
+
+def test_heads_roundtrip_and_bad_file(tmp_path):
+    from conftest import make_heads
+    from models.errors import ModelLoadError
+
+    h = make_heads(8)
+    h.save(tmp_path / "h.npz")
+    h2 = Heads.load(tmp_path / "h.npz")
+    X = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
+    assert np.allclose(h.sentiment(X), h2.sentiment(X))
+    assert h2.themes(X).shape == (4, 7, 3)
+    (tmp_path / "bad.npz").write_text("nope")
+    with pytest.raises(ModelLoadError):
+        Heads.load(tmp_path / "bad.npz")
+    with pytest.raises(ModelLoadError):
+        Heads.load(tmp_path / "missing.npz")
+
+
+def test_heads_must_fit_encoder(tiny_encoder_dir, tmp_path):
+    import models
+    from conftest import make_heads
+
+    make_heads(16).save(tmp_path / "h16.npz")
+    with pytest.raises(models.ModelLoadError, match="16-dimensional"):
+        models.load_tagger(encoder=tiny_encoder_dir, heads=tmp_path / "h16.npz")
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        (["negative", "neutral", "positive"], [0, 1, 2]),
+        (["POSITIVE", "NEGATIVE"], [2, 0]),
+        (["LABEL_0", "LABEL_1", "LABEL_2"], [0, 1, 2]),
+        (["1 star", "2 stars", "3 stars", "4 stars", "5 stars"], [0, 0, 1, 2, 2]),
+    ],
+)
+def test_label_mapping(labels, expected):
+    m = label_mapping(labels)
+    assert m.argmax(1).tolist() == expected
+
+
+def test_label_mapping_refuses_unknown_labels():
+    assert label_mapping(["joy", "anger"]) is None
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_dir(tmp_path_factory, tiny_encoder_dir):
+    """A tiny hub-style text-classification model with named labels."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-sentiment")
+    for f in tiny_encoder_dir.iterdir():
+        if f.name.startswith(("vocab", "tokenizer", "special")):
+            shutil.copy(f, out / f.name)
+    torch.manual_seed(1)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2,
+                     id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    return out
+
+
+def test_hub_sentiment_model_from_config(tiny_encoder_dir, tiny_heads_path, tiny_sentiment_dir):
+    import models
+
+    t = models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, sentiment=str(tiny_sentiment_dir))
+    tag = t.tag([("1", "", "some text")])[0]
+    assert tag.scores["neutral"] == 0.0  # a two-label model never says neutral
+    assert abs(tag.scores["negative"] + tag.scores["positive"] - 1) < 1e-3
+    assert "tiny-sentiment" in t.model_id
+
+
+def test_hub_sentiment_model_missing_is_a_clear_error(tiny_encoder_dir, tiny_heads_path, tmp_path):
+    import models
+
+    with pytest.raises(models.ModelLoadError, match="cannot load sentiment model"):
+        models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, sentiment=str(tmp_path / "nope"))

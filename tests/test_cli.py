@@ -1,0 +1,111 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES, write_config
+from monitor.cli import cli
+
+ROOT = Path(__file__).parent.parent
+COMMANDS = sorted(cli.commands)
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output, f"{command} --help has no Example"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_in_the_readme(command):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"trustwatch {command}\b", readme), f"README does not show `trustwatch {command}`"
+
+
+def test_python_dash_m_monitor_works():
+    out = subprocess.run([sys.executable, "-m", "monitor", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage:" in out.stdout
+
+
+def test_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
+    from monitor.config import load_config
+
+    assert invoke("init", str(tmp_path)).exit_code == 0
+    cfg = load_config(tmp_path / "trustwatch.toml")
+    assert cfg.sources[0].type == "reddit-dump"
+    again = invoke("init", str(tmp_path))
+    assert again.exit_code == 2
+    assert again.output.strip().count("\n") == 0 and "already exists" in again.output
+
+
+def test_broken_config_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "trustwatch.toml"
+    bad.write_text('[[watch]]\nid = "x"\nkind = "hospital"\nname = "X"\n')
+    for command in ("run", "collect", "tag", "serve"):
+        result = invoke(command, "--config", str(bad))
+        assert result.exit_code == 2, command
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+        assert "watch[0].kind" in result.output and str(bad) in result.output
+        assert "Traceback" not in result.output
+
+
+def test_run_via_cli_then_again(dump_config):
+    first = invoke("run", "--config", str(dump_config))
+    assert first.exit_code == 0, first.output
+    assert "5 new" in first.output
+    second = invoke("run", "--config", str(dump_config))
+    assert second.exit_code == 0 and "0 new, 0 updated" in second.output
+
+
+def test_collect_unknown_source(dump_config):
+    result = invoke("collect", "--config", str(dump_config), "--source", "nope")
+    assert result.exit_code == 2 and "no source named 'nope'" in result.output
+
+
+def test_run_exits_1_when_a_source_fails(dump_config):
+    dump_config.write_text(dump_config.read_text() + '\n[[source]]\nname = "gone"\ntype = "reddit-dump"\npath = "missing.ndjson"\n')
+    result = invoke("run", "--config", str(dump_config))
+    assert result.exit_code == 1 and "collect gone: FAILED" in result.output
+
+
+def test_classify_jsonl_in_jsonl_out(tmp_path, tiny_encoder_dir, tiny_heads_path):
+    cfg = write_config(tmp_path, tiny_encoder_dir, tiny_heads_path)
+    lines = [
+        {"id": "a", "title": "LCRI", "text": "Lakeshore was great but Calloway was not."},
+        {"id": 2, "title": "", "text": "nothing here, 60 mg daily"},
+    ]
+    stdin = "\n".join(json.dumps(x) for x in lines) + "\n"
+    result = invoke("classify", "--config", str(cfg), "--watchlist", str(FIXTURES / "watchlist.toml"), input=stdin)
+    assert result.exit_code == 0, result.output
+    out = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [o["id"] for o in out] == ["a", 2]
+    assert set(out[0]) == {"id", "sentiment", "scores", "themes", "mentions"}
+    assert set(out[0]["scores"]) == {"negative", "neutral", "positive"}
+    text = "LCRI\n\nLakeshore was great but Calloway was not."
+    assert [(m["entity"], text[m["start"]:m["end"]]) for m in out[0]["mentions"]] == [
+        ("lakeshore", "LCRI"), ("lakeshore", "Lakeshore"), ("calloway", "Calloway")]
+    assert out[1]["mentions"] == []
+
+
+def test_classify_bad_input_is_one_line(tmp_path, tiny_encoder_dir, tiny_heads_path):
+    cfg = write_config(tmp_path, tiny_encoder_dir, tiny_heads_path)
+    result = invoke("classify", "--config", str(cfg), "--watchlist", str(FIXTURES / "watchlist.toml"),
+                    input='{"id": 1, "text": "ok"}\n{"id": 2, "text": \n')
+    assert result.exit_code == 2
+    assert "stdin: line 2: not valid JSON" in result.stderr
+    missing = invoke("classify", "--config", str(cfg), "--watchlist", str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 2 and "file not found" in missing.output
+
+
+def test_serve_refuses_public_host(dump_config):
+    result = invoke("serve", "--config", str(dump_config), "--host", "0.0.0.0")
+    assert result.exit_code == 2 and "refusing to publish" in result.output

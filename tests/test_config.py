@@ -1,0 +1,109 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config, load_watchlist
+from monitor.errors import ConfigError
+
+GOOD = """
+[database]
+path = "x.db"
+
+[[watch]]
+id = "lakeshore"
+kind = "site"
+name = "Lakeshore Clinical Research Institute"
+aliases = ["LCRI"]
+partners = ["als-hope"]
+
+[[watch]]
+id = "als-hope"
+kind = "group"
+name = "ALS Hope Alliance"
+
+[[source]]
+name = "arch"
+type = "reddit-dump"
+path = "dumps/*.zst"
+subreddits = ["ALS"]
+since = 2026-01-01
+"""
+
+
+def write(tmp_path, text, name="trustwatch.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_good_config(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.database == tmp_path / "x.db"
+    assert [e.id for e in cfg.watch] == ["lakeshore", "als-hope"]
+    assert cfg.watch[0].partners == ("als-hope",)
+    src = cfg.source("arch")
+    assert src.path() == tmp_path / "dumps/*.zst"
+    assert src.options["since"].year == 2026
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('kind = "site"', 'kind = "hospital"'), "watch[0].kind: 'hospital' is not one of"),
+        (('partners = ["als-hope"]', 'partners = ["nobody"]'), "watch[0].partners[0]: no watched entity has id 'nobody'"),
+        (('id = "als-hope"', 'id = "lakeshore"'), "watch[1].id: 'lakeshore' is used twice"),
+        (('type = "reddit-dump"', 'type = "reddti"'), "source[0].type: 'reddti' is not a source type"),
+        (('path = "dumps/*.zst"', ''), "source[0].path: missing"),
+        (('subreddits = ["ALS"]', 'subreddits = "ALS"'), "source[0].subreddits: expected a list of strings"),
+        (('since = 2026-01-01', 'since = "last tuesday"'), "source[0].since: 'last tuesday' is not a date"),
+        (('subreddits = ["ALS"]', 'subredits = ["ALS"]'), "source[0].subredits: unknown field"),
+        (('[database]', '[databse]'), "databse: unknown field"),
+        (('aliases = ["LCRI"]', 'aliases = ["LCRI", 3]'), "watch[0].aliases[1]: expected a string"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, change, message):
+    p = write(tmp_path, GOOD.replace(*change, 1))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert message in str(e.value)
+    assert str(p) in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_invalid_toml_gives_line(tmp_path):
+    p = write(tmp_path, GOOD + "\n[[watch]\n")
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line \d+"):
+        load_config(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_not_utf8(tmp_path):
+    p = tmp_path / "trustwatch.toml"
+    p.write_bytes(b"[database]\npath = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        load_config(p)
+
+
+def test_env_var_names_default_config(tmp_path, monkeypatch):
+    p = write(tmp_path, GOOD, "elsewhere.toml")
+    monkeypatch.setenv("TRUSTWATCH_CONFIG", str(p))
+    assert load_config().path == p
+
+
+def test_watchlist_toml_and_json(tmp_path):
+    toml = write(tmp_path, GOOD, "w.toml")
+    js = tmp_path / "w.json"
+    js.write_text(json.dumps([{"id": "x", "kind": "sponsor", "name": "X Bio", "aliases": ["XB"]}]))
+    assert [e.id for e in load_watchlist(toml)] == ["lakeshore", "als-hope"]
+    assert load_watchlist(js)[0].aliases == ("XB",)
+    js.write_text('[{"id": "x"')
+    with pytest.raises(ConfigError, match="invalid JSON"):
+        load_watchlist(js)
+    js.write_text('[{"id": "x", "kind": "site"}]')
+    with pytest.raises(ConfigError, match=r"\[0\]\.name: missing"):
+        load_watchlist(js)

@@ -1,0 +1,82 @@
+"""The demo, end to end, with the real offline MiniLM: sample dumps -> database ->
+Datasette shows tagged posts and mentions."""
+
+import asyncio
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.serve import make_datasette
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("demo") / "trustwatch-demo.db"
+    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def get(ds, path):
+    async def go():
+        await ds.invoke_startup()
+        return await ds.client.get(path)
+
+    return asyncio.run(go())
+
+
+def test_demo_builds_a_tagged_database(demo_db):
+    con = sqlite3.connect(demo_db)
+    n_posts = con.execute("select count(*) from posts").fetchone()[0]
+    assert n_posts >= 400
+    assert con.execute("select count(*) from post_tags").fetchone()[0] == n_posts
+    assert con.execute("select count(distinct community) from posts").fetchone()[0] >= 4
+    per_entity = dict(con.execute("select entity_id, count(distinct post_id) from mentions group by entity_id"))
+    assert per_entity["lakeshore"] >= 50 and per_entity["als-hope"] >= 25
+    first, last = con.execute("select min(created_at), max(created_at) from posts").fetchone()
+    assert first < "2026-04-01" and last > "2026-10-01"
+    # nothing deleted in the dumps was stored
+    assert con.execute("select count(*) from posts where text in ('[deleted]', '[removed]')").fetchone()[0] == 0
+
+
+def test_demo_second_run_adds_nothing(demo_db):
+    con = sqlite3.connect(demo_db)
+    before = con.execute("select count(*) from posts").fetchone()[0]
+    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--db", str(demo_db)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert con.execute("select count(*) from posts").fetchone()[0] == before
+    assert "0 new" in result.output
+
+
+def test_datasette_shows_tables_with_titles(demo_db):
+    ds = make_datasette(demo_db)
+    name = demo_db.stem
+    r = get(ds, f"/{name}.json")
+    assert r.status_code == 200
+    tables = {t["name"] for t in r.json()["tables"]}
+    assert {"posts", "entities", "mentions", "post_tags", "runs", "entity_weekly"} <= tables
+    meta = ds.metadata(database=name)
+    for table in ("posts", "entities", "mentions", "post_tags", "runs", "entity_weekly", "source_state", "models"):
+        assert meta["tables"][table]["description"], table
+
+
+def test_datasette_canned_weekly_sentiment(demo_db):
+    ds = make_datasette(demo_db)
+    r = get(ds, f"/{demo_db.stem}/weekly_sentiment_by_entity.json?entity=lakeshore&_shape=array")
+    assert r.status_code == 200
+    rows = r.json()
+    assert len(rows) >= 20
+    assert {"week", "posts", "negative", "positive", "net_sentiment"} <= set(rows[0])
+
+
+def test_datasette_shows_posts_and_mentions(demo_db):
+    ds = make_datasette(demo_db)
+    r = get(ds, f"/{demo_db.stem}/posts_about_entity.json?entity=als-hope&_shape=array")
+    assert r.status_code == 200 and len(r.json()) >= 25
+    assert all(row["url"].startswith("https://www.reddit.com/r/") for row in r.json())
+    html = get(ds, f"/{demo_db.stem}/mentions")
+    assert html.status_code == 200 and "Mentions of watched entities" in html.text

@@ -1,0 +1,136 @@
+import json
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from monitor import pipeline, storage
+from monitor.config import load_config
+from monitor.errors import ConfigError, LockedError
+
+QUIET = lambda message: None  # noqa: E731
+
+
+def counts(db_path):
+    con = sqlite3.connect(db_path)
+    try:
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0]
+                for t in ("posts", "post_tags", "mentions", "entities", "runs", "entity_weekly")}
+    finally:
+        con.close()
+
+
+def test_run_twice_stores_no_duplicates(dump_config, tiny_tagger):
+    cfg = load_config(dump_config)
+    first = pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    assert (first.new, first.tagged) == (5, 5)
+    before = counts(cfg.database)
+    second = pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    assert (second.new, second.updated, second.tagged) == (0, 0, 0)
+    after = counts(cfg.database)
+    assert after == {**before, "runs": 2}
+    assert before["mentions"] >= 6 and before["entity_weekly"] > 0
+
+
+def test_rows_match_the_contract(dump_config, tiny_tagger):
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    post = db["posts"].get("reddit:t3_fx0001")
+    assert post["author"].startswith("a_") and "fict_user" not in post["author"]
+    assert "[email]" in post["text"] and "[phone]" in post["text"]
+    assert "example.org" not in post["text"]
+    tag = next(db.query("select * from post_tags where post_id = 'reddit:t3_fx0001'"))
+    assert tag["model"] == tiny_tagger.model_id
+    assert set(json.loads(tag["themes"]).values()) <= {"builds", "erodes"}
+    m = list(db.query("select * from mentions where post_id = 'reddit:t1_fx0c01' order by start"))
+    full = db["posts"].get("reddit:t1_fx0c01")["text"]
+    assert [(r["entity_id"], full[r["start"]:r["end"]]) for r in m] == [("lakeshore", "LCRI"), ("calloway", "Calloway's")]
+    assert list(db.query("select * from posts_fts where posts_fts match 'nurses'"))
+    run = next(db.query("select * from runs"))
+    assert run["status"] == "ok" and json.loads(run["sources"])["fixture-dump"]["deleted"] == 4
+    # WAL so Datasette reads while a run writes
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_edited_post_is_updated_and_retagged(dump_config, tiny_tagger, tmp_path):
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    dump = tmp_path / "dump.ndjson"
+    dump.write_text(dump.read_text().replace("Lakeshore was kind to my dad.", "Calloway was kind to my dad."))
+    report = pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    assert (report.new, report.updated, report.tagged) == (0, 1, 1)
+    db = storage.open_db(cfg.database)
+    assert [r["entity_id"] for r in db.query("select entity_id from mentions where post_id = 'reddit:t1_fx0c02'")] == ["calloway"]
+
+
+def test_new_model_retags_without_mixing(dump_config, tiny_tagger, tiny_encoder_dir, tmp_path):
+    import models
+    from conftest import make_heads
+
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    make_heads(32, seed=5, version="test-2").save(tmp_path / "h2.npz")
+    t2 = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tmp_path / "h2.npz")
+    report = pipeline.run(cfg, log=QUIET, tagger=t2)
+    assert report.tagged == 5
+    db = storage.open_db(cfg.database)
+    per_model = dict(db.execute("select model, count(*) from post_tags group by model").fetchall())
+    assert per_model == {tiny_tagger.model_id: 5, t2.model_id: 5}
+    models_in_view = {r[0] for r in db.execute("select distinct model from entity_weekly_sentiment")}
+    assert models_in_view == {t2.model_id}
+
+
+def test_watchlist_change_retags_and_removes_old_entities(dump_config, tiny_tagger, tiny_encoder_dir, tiny_heads_path):
+    import models
+
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    cfg.watch = [e for e in cfg.watch if e.id != "calloway"]
+    t = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tiny_heads_path)
+    assert pipeline.run(cfg, log=QUIET, tagger=t).tagged == 5
+    db = storage.open_db(cfg.database)
+    assert db.execute("select count(*) from mentions where entity_id = 'calloway'").fetchone()[0] == 0
+    assert not db["entities"].count_where("id = 'calloway'")
+
+
+def test_missing_salt_refuses_to_collect(dump_config, tiny_tagger, monkeypatch):
+    monkeypatch.delenv("TRUSTWATCH_SALT")
+    with pytest.raises(ConfigError, match="TRUSTWATCH_SALT is not set"):
+        pipeline.run(load_config(dump_config), log=QUIET, tagger=tiny_tagger)
+
+
+def test_failing_source_does_not_stop_the_others(dump_config, tiny_tagger):
+    text = dump_config.read_text() + '\n[[source]]\nname = "gone"\ntype = "reddit-dump"\npath = "missing.ndjson"\n'
+    dump_config.write_text(text)
+    cfg = load_config(dump_config)
+    report = pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    assert report.failed and "gone" in report.errors and report.new == 5
+    db = storage.open_db(cfg.database)
+    assert next(db.query("select status from runs"))["status"] == "partial"
+
+
+def _hold_lock(path, ready, release):
+    with pipeline.run_lock(path):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_blocks_a_second_run_and_dies_with_its_process(tmp_path):
+    db = tmp_path / "x.db"
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(db, ready, release))
+    holder.start()
+    assert ready.wait(10)
+    with pytest.raises(LockedError, match="another trustwatch run holds the lock"):
+        with pipeline.run_lock(db):
+            pass
+    os.kill(holder.pid, 9)  # a killed run leaves no stale lock
+    holder.join()
+    with pipeline.run_lock(db):
+        pass
