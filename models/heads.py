@@ -1,0 +1,102 @@
+"""Small trained heads on top of a frozen sentence encoder.
+
+A heads file is an ``.npz`` with the weights and a ``meta`` JSON string:
+- ``sentiment_W`` (3, d), ``sentiment_b`` (3,): softmax over SENTIMENTS;
+- ``themes_W`` (T, 3, d), ``themes_b`` (T, 3): per theme, softmax over STANCE_CLASSES.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+SENTIMENTS = ("negative", "neutral", "positive")
+THEMES = (
+    "transparency",
+    "commitment",
+    "respect",
+    "competence_safety",
+    "conflict_of_interest",
+    "access_burden",
+    "privacy_consent",
+)
+STANCE_CLASSES = ("none", "builds", "erodes")
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DEFAULT_HEADS = ARTIFACTS / "minilm-heads.npz"
+
+
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@dataclass
+class Heads:
+    sentiment_W: np.ndarray
+    sentiment_b: np.ndarray
+    themes_W: np.ndarray
+    themes_b: np.ndarray
+    meta: dict
+
+    @property
+    def dim(self) -> int:
+        return int(self.sentiment_W.shape[1])
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+    def sentiment(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) embeddings -> (n, 3) probabilities over SENTIMENTS."""
+        return softmax(X @ self.sentiment_W.T + self.sentiment_b)
+
+    def themes(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) embeddings -> (n, T, 3) probabilities over STANCE_CLASSES per theme."""
+        logits = np.einsum("nd,tkd->ntk", X, self.themes_W) + self.themes_b[None]
+        return softmax(logits, axis=-1)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            sentiment_W=self.sentiment_W.astype(np.float32),
+            sentiment_b=self.sentiment_b.astype(np.float32),
+            themes_W=self.themes_W.astype(np.float32),
+            themes_b=self.themes_b.astype(np.float32),
+            meta=np.array(json.dumps(self.meta, sort_keys=True)),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> "Heads":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                heads = cls(
+                    sentiment_W=z["sentiment_W"],
+                    sentiment_b=z["sentiment_b"],
+                    themes_W=z["themes_W"],
+                    themes_b=z["themes_b"],
+                    meta=json.loads(str(z["meta"])),
+                )
+        except FileNotFoundError:
+            raise ModelLoadError(f"{path}: trained heads not found (train them with `make train`)")
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelLoadError(f"{path}: not a trustwatch heads file ({e})")
+        if heads.sentiment_W.shape[0] != len(SENTIMENTS) or heads.themes_W.shape[:2] != (
+            len(THEMES),
+            len(STANCE_CLASSES),
+        ):
+            raise ModelLoadError(f"{path}: heads have unexpected shapes")
+        heads.meta.setdefault("version", file_digest(path))
+        return heads
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]

@@ -1,0 +1,276 @@
+"""Text in, tags out: post sentiment and trust themes, watched-entity mentions with their
+own sentiment and themes. No database here: ``monitor.pipeline`` streams posts in and
+stores what comes out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .heads import SENTIMENTS, STANCE_CLASSES, THEMES, Heads
+from .mentions import Entity, MentionMatcher, mention_context
+
+# Posts are split into chunks of whole sentences of at most this many characters
+# (~200 word pieces), so nothing is silently cut off at the encoder's length limit.
+CHUNK_CHARS = 900
+_SENT = re.compile(r"[^.!?\n]*(?:[.!?]+[\"')\]]*|\n+|$)\s*")
+
+
+@dataclass
+class MentionTag:
+    entity: str
+    start: int
+    end: int
+    surface: str
+    sentiment: str
+    scores: dict[str, float]
+    themes: dict[str, str]
+
+
+@dataclass
+class PostTag:
+    id: str
+    sentiment: str
+    scores: dict[str, float]
+    themes: dict[str, str]
+    mentions: list[MentionTag] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The `classify` output line of spec/interface.md."""
+        return {
+            "id": self.id,
+            "sentiment": self.sentiment,
+            "scores": self.scores,
+            "themes": self.themes,
+            "mentions": [
+                {"entity": m.entity, "start": m.start, "end": m.end, "sentiment": m.sentiment}
+                for m in self.mentions
+            ],
+        }
+
+
+def full_text(title: str | None, text: str | None) -> str:
+    """The text that is tagged and that mention offsets point into."""
+    title, text = (title or "").strip(), text or ""
+    return f"{title}\n\n{text}" if title else text
+
+
+def chunks(text: str, limit: int = CHUNK_CHARS) -> list[str]:
+    """Whole sentences packed into chunks of at most ``limit`` characters (a longer
+    sentence is cut at word boundaries)."""
+    out: list[str] = []
+    current = ""
+    for sent in _SENT.findall(text):
+        if not sent:
+            continue
+        while len(sent) > limit:
+            cut = sent.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            if current:
+                out.append(current)
+                current = ""
+            out.append(sent[:cut])
+            sent = sent[cut:].lstrip()
+        if len(current) + len(sent) > limit and current:
+            out.append(current)
+            current = ""
+        current += sent
+    if current.strip():
+        out.append(current)
+    return [c.strip() for c in out if c.strip()] or [text.strip() or " "]
+
+
+def _scores(p: np.ndarray) -> dict[str, float]:
+    return {label: round(float(v), 4) for label, v in zip(SENTIMENTS, p)}
+
+
+def _stances(p: np.ndarray) -> dict[str, str]:
+    """(T, 3) stance probabilities -> {theme: stance} for themes not 'none'."""
+    out = {}
+    for t, row in zip(THEMES, p):
+        k = int(row.argmax())
+        if STANCE_CLASSES[k] != "none":
+            out[t] = STANCE_CLASSES[k]
+    return out
+
+
+class Tagger:
+    """Sentence encoder + trained heads (+ optionally a hub sentiment model)."""
+
+    def __init__(
+        self,
+        encoder,
+        heads: Heads,
+        entities: Sequence[Entity] = (),
+        sentiment_model=None,
+        batch_size: int = 16,
+        name: str = "trustwatch-minilm",
+    ):
+        if heads.dim != encoder.dim:
+            from .errors import ModelLoadError
+
+            raise ModelLoadError(
+                f"heads expect {heads.dim}-dimensional embeddings but the encoder gives {encoder.dim}"
+            )
+        self.encoder = encoder
+        self.heads = heads
+        self.matcher = MentionMatcher(list(entities))
+        self.sentiment_model = sentiment_model
+        self.batch_size = batch_size
+        self.name = name if sentiment_model is None else f"{name}+{sentiment_model.name}"
+
+    @property
+    def version(self) -> str:
+        v = self.heads.version
+        if self.sentiment_model is not None:
+            v = f"{v}+{self.sentiment_model.version}"
+        return v
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def describe(self) -> dict:
+        return {
+            "id": self.model_id,
+            "name": self.name,
+            "version": self.version,
+            "encoder": self.encoder.path,
+            "sentiment_labels": list(SENTIMENTS),
+            "themes": list(THEMES),
+            "stances": list(STANCE_CLASSES[1:]),
+            "trained": self.heads.meta.get("trained_on", ""),
+            "metrics": self.heads.meta.get("metrics", {}),
+        }
+
+    def tag(self, items: Sequence[tuple[str, str | None, str | None]]) -> list[PostTag]:
+        """Tag a batch of ``(id, title, text)``; one PostTag per item, same order."""
+        texts: list[str] = []  # everything to encode, in one call
+        plan = []
+        for ident, title, body in items:
+            full = full_text(title, body)
+            cs = chunks(full)
+            chunk_idx = list(range(len(texts), len(texts) + len(cs)))
+            texts.extend(cs)
+            found = self.matcher.find(full)
+            mention_idx = []
+            for m in found:
+                mention_idx.append(len(texts))
+                texts.append(mention_context(full, m, found) or m.surface)
+            plan.append((ident, cs, chunk_idx, found, mention_idx))
+
+        X = self.encoder.encode(texts, batch_size=self.batch_size)
+        if self.sentiment_model is not None:
+            sent = self.sentiment_model.predict(texts, batch_size=self.batch_size)
+        else:
+            sent = self.heads.sentiment(X)
+        themes = self.heads.themes(X)
+
+        results = []
+        for ident, cs, chunk_idx, found, mention_idx in plan:
+            w = np.array([len(c) for c in cs], dtype=np.float32)
+            p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
+            # A theme raised in one chunk of a long post counts for the post.
+            tp = themes[chunk_idx]
+            strongest = (1 - tp[:, :, 0]).argmax(0)
+            post_themes = tp[strongest, np.arange(len(THEMES))]
+            mentions = [
+                MentionTag(
+                    entity=m.entity,
+                    start=m.start,
+                    end=m.end,
+                    surface=m.surface,
+                    sentiment=SENTIMENTS[int(sent[i].argmax())],
+                    scores=_scores(sent[i]),
+                    themes=_stances(themes[i]),
+                )
+                for m, i in zip(found, mention_idx)
+            ]
+            results.append(
+                PostTag(
+                    id=ident,
+                    sentiment=SENTIMENTS[int(p.argmax())],
+                    scores=_scores(p),
+                    themes=_stances(post_themes),
+                    mentions=mentions,
+                )
+            )
+        return results
+
+
+class HubSentiment:
+    """Any transformers text-classification model whose labels map onto
+    negative / neutral / positive (by name, star ratings, or LABEL_0..2 order)."""
+
+    def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from .errors import ModelLoadError
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        self.name = Path(path).name if Path(path).exists() else path
+        self.path = path
+        self.max_length = max_length
+        self.device = torch.device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot load sentiment model {path}: {str(e).splitlines()[0]}")
+        self.model.eval().to(self.device)
+        labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.mapping = label_mapping(labels)
+        if self.mapping is None:
+            raise ModelLoadError(
+                f"sentiment model {path}: cannot map its labels {labels} to negative/neutral/positive"
+            )
+        self.version = str(getattr(self.model.config, "_commit_hash", None) or "local")[:10]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx], padding=True, truncation=True,
+                    max_length=self.max_length, return_tensors="pt",
+                ).to(self.device)
+                probs = self.model(**enc).logits.float().softmax(-1).cpu().numpy()
+                out[idx] = probs @ self.mapping
+        return out
+
+
+def label_mapping(labels: list[str]) -> np.ndarray | None:
+    """(num_labels, 3) matrix folding a model's labels onto SENTIMENTS, or None."""
+    n = len(labels)
+    m = np.zeros((n, 3), dtype=np.float32)
+    low = [str(label).lower() for label in labels]
+    for i, label in enumerate(low):
+        if label.startswith("neg"):
+            m[i, 0] = 1
+        elif label.startswith("neu"):
+            m[i, 1] = 1
+        elif label.startswith("pos"):
+            m[i, 2] = 1
+        else:
+            stars = re.match(r"^([1-5]) stars?$", label)
+            if not stars:
+                break
+            k = int(stars.group(1))
+            m[i, 0 if k <= 2 else 1 if k == 3 else 2] = 1
+    else:
+        return m
+    if all(re.fullmatch(r"label_\d+", label) for label in low) and n in (2, 3):
+        return np.eye(3, dtype=np.float32)[[0, 2] if n == 2 else [0, 1, 2]]
+    return None
