@@ -95,12 +95,9 @@ def collect(config_path, sources):
 
         trustwatch collect --source als-archive
     """
-    from . import pipeline, storage
+    from . import pipeline
 
-    cfg = _config(config_path)
-    with pipeline.run_lock(cfg.database):
-        db = storage.open_db(cfg.database)
-        report = pipeline.collect(cfg, db, list(sources) or None, log=_log)
+    report = pipeline.run(_config(config_path), list(sources) or None, log=_log, steps=("collect",))
     sys.exit(1 if report.failed else 0)
 
 
@@ -114,14 +111,9 @@ def tag(config_path):
 
         trustwatch tag --config trustwatch.toml
     """
-    from . import pipeline, storage
+    from . import pipeline
 
-    cfg = _config(config_path)
-    with pipeline.run_lock(cfg.database):
-        db = storage.open_db(cfg.database)
-        tagger = pipeline.load_tagger(cfg)
-        pipeline.tag(cfg, db, log=_log, tagger=tagger)
-        pipeline.aggregate(db, tagger.model_id, log=_log)
+    pipeline.run(_config(config_path), log=_log, steps=("tag", "aggregate"))
 
 
 @cli.command()

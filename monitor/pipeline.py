@@ -61,7 +61,7 @@ def run_lock(db_path: Path) -> Iterator[None]:
         fh.close()
 
 
-def _store(db, collector, pseudo: Pseudonymizer, report: RunReport, counts: dict, state: dict) -> None:
+def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict) -> None:
     batch = []
 
     def flush():
@@ -103,7 +103,7 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
         state = storage.load_state(db, src.name)
         counts = {"new": 0, "updated": 0}
         try:
-            _store(db, collector, pseudo, report, counts, state)
+            _store(db, collector, pseudo, counts, state)
         except SourceFailed as e:
             report.errors[src.name] = str(e)
             log(f"collect {src.name}: FAILED: {e}")
@@ -167,18 +167,26 @@ def aggregate(db, model: str | None = None, log: Log = print) -> int:
     return n
 
 
-def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=None) -> RunReport:
-    """collect + tag + aggregate under the run lock, recorded in ``runs``."""
+STEPS = ("collect", "tag", "aggregate")
+
+
+def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=None,
+        steps: tuple[str, ...] = STEPS) -> RunReport:
+    """The given steps (collect + tag + aggregate by default) under the run lock,
+    recorded in ``runs``."""
     with run_lock(cfg.database):
         db = storage.open_db(cfg.database)
-        run_id = storage.start_run(db, "run")
+        run_id = storage.start_run(db, "+".join(steps))
         status = "failed"
         report = RunReport()
         try:
-            report = collect(cfg, db, names, log=log)
-            tagger = tagger or load_tagger(cfg)
-            report.tagged = tag(cfg, db, log=log, tagger=tagger)
-            aggregate(db, tagger.model_id, log=log)
+            if "collect" in steps:
+                report = collect(cfg, db, names, log=log)
+            if "tag" in steps:
+                tagger = tagger or load_tagger(cfg)
+                report.tagged = tag(cfg, db, log=log, tagger=tagger)
+            if "aggregate" in steps:
+                aggregate(db, tagger.model_id if tagger else None, log=log)
             status = "partial" if report.failed else "ok"
         finally:
             storage.finish_run(

@@ -109,3 +109,14 @@ def test_classify_bad_input_is_one_line(tmp_path, tiny_encoder_dir, tiny_heads_p
 def test_serve_refuses_public_host(dump_config):
     result = invoke("serve", "--config", str(dump_config), "--host", "0.0.0.0")
     assert result.exit_code == 2 and "refusing to publish" in result.output
+
+
+def test_collect_then_tag_are_recorded_as_runs(dump_config):
+    import sqlite3
+
+    assert invoke("collect", "--config", str(dump_config)).exit_code == 0
+    tagged = invoke("tag", "--config", str(dump_config))
+    assert tagged.exit_code == 0 and "5 posts tagged" in tagged.output
+    con = sqlite3.connect(dump_config.parent / "tw.db")
+    runs = con.execute("select command, status, posts_new, posts_tagged from runs order by id").fetchall()
+    assert runs == [("collect", "ok", 5, 0), ("tag+aggregate", "ok", 0, 5)]
