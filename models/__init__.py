@@ -33,8 +33,8 @@ def load_tagger(
     from .encoder import Encoder, default_encoder_path
     from .tagger import HubSentiment, Tagger
 
-    enc = Encoder(encoder or default_encoder_path(), device=device)
     h = Heads.load(Path(heads) if heads else DEFAULT_HEADS)
+    enc = Encoder(encoder or default_encoder_path(), device=device, lora=h.lora)
     hub = HubSentiment(sentiment, device=device) if sentiment else None
     name = "trustwatch-minilm" if encoder is None else f"trustwatch-{Path(str(encoder)).name}"
     return Tagger(enc, h, entities, sentiment_model=hub, batch_size=batch_size, name=name)

@@ -30,7 +30,7 @@ def default_encoder_path() -> Path:
 class Encoder:
     """Text in, one L2-normalised vector per text out."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256):
+    def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256, lora: dict | None = None):
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -47,6 +47,13 @@ class Encoder:
             self.model = AutoModel.from_pretrained(self.path)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"cannot load encoder from {self.path}: {str(e).splitlines()[0]}")
+        if lora:
+            from .lora import merge_lora
+
+            try:
+                merge_lora(self.model, lora)
+            except (AttributeError, ValueError) as e:
+                raise ModelLoadError(f"the trained adapters do not fit the encoder at {self.path}: {e}")
         self.model.eval().to(self.device)
         if self.device.type == "cuda":
             self.model.half()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,12 @@ class Heads:
     themes_W: np.ndarray
     themes_b: np.ndarray
     meta: dict
+    lora: dict[str, np.ndarray] = field(default_factory=dict)  # adapters for the encoder
+
+    @property
+    def theme_thresholds(self) -> np.ndarray | None:
+        t = self.meta.get("theme_thresholds")
+        return np.array([t[name] for name in THEMES], dtype=np.float32) if t else None
 
     @property
     def dim(self) -> int:
@@ -71,6 +77,7 @@ class Heads:
             themes_W=self.themes_W.astype(np.float32),
             themes_b=self.themes_b.astype(np.float32),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
+            **{k: v.astype(np.float32) for k, v in sorted(self.lora.items())},
         )
 
     @classmethod
@@ -84,6 +91,7 @@ class Heads:
                     themes_W=z["themes_W"],
                     themes_b=z["themes_b"],
                     meta=json.loads(str(z["meta"])),
+                    lora={k: z[k] for k in z.files if k.startswith("lora/")},
                 )
         except FileNotFoundError:
             raise ModelLoadError(f"{path}: trained heads not found (train them with `make train`)")

@@ -17,6 +17,10 @@ from .mentions import Entity, MentionMatcher, mention_context
 # Posts are split into chunks of whole sentences of at most this many characters
 # (~200 word pieces), so nothing is silently cut off at the encoder's length limit.
 CHUNK_CHARS = 900
+# Mention sentiment = this share from the mention's sentence or clause, the rest from the
+# chunk of the post it sits in, unless that chunk also names another site, sponsor, group
+# or trial (then the sentence or clause alone decides).
+MENTION_WEIGHT = 0.5
 _SENT = re.compile(r"[^.!?\n]*(?:[.!?]+[\"')\]]*|\n+|$)\s*")
 
 
@@ -59,42 +63,49 @@ def full_text(title: str | None, text: str | None) -> str:
     return f"{title}\n\n{text}" if title else text
 
 
-def chunks(text: str, limit: int = CHUNK_CHARS) -> list[str]:
-    """Whole sentences packed into chunks of at most ``limit`` characters (a longer
-    sentence is cut at word boundaries)."""
-    out: list[str] = []
-    current = ""
-    for sent in _SENT.findall(text):
-        if not sent:
+def chunk_spans(text: str, limit: int = CHUNK_CHARS) -> list[tuple[int, int]]:
+    """(start, end) of chunks of whole sentences of at most ``limit`` characters
+    (a longer sentence is cut at a word boundary). Together they cover the text."""
+    spans: list[tuple[int, int]] = []
+    cur_start = cur_end = 0
+    for m in _SENT.finditer(text):
+        s, e = m.span()
+        if s == e:
             continue
-        while len(sent) > limit:
-            cut = sent.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
-            if current:
-                out.append(current)
-                current = ""
-            out.append(sent[:cut])
-            sent = sent[cut:].lstrip()
-        if len(current) + len(sent) > limit and current:
-            out.append(current)
-            current = ""
-        current += sent
-    if current.strip():
-        out.append(current)
-    return [c.strip() for c in out if c.strip()] or [text.strip() or " "]
+        while e - s > limit:
+            cut = text.rfind(" ", s, s + limit)
+            cut = cut if cut > s + limit // 2 else s + limit
+            if cur_end > cur_start:
+                spans.append((cur_start, cur_end))
+            spans.append((s, cut))
+            s = cur_start = cur_end = cut
+        if e - cur_start > limit and cur_end > cur_start:
+            spans.append((cur_start, cur_end))
+            cur_start = s
+        cur_end = e
+    if cur_end > cur_start:
+        spans.append((cur_start, cur_end))
+    return [(s, e) for s, e in spans if text[s:e].strip()] or [(0, len(text))]
+
+
+def chunks(text: str, limit: int = CHUNK_CHARS) -> list[str]:
+    """The texts of :func:`chunk_spans`, stripped."""
+    return [text[s:e].strip() or " " for s, e in chunk_spans(text, limit)]
 
 
 def _scores(p: np.ndarray) -> dict[str, float]:
     return {label: round(float(v), 4) for label, v in zip(SENTIMENTS, p)}
 
 
-def _stances(p: np.ndarray) -> dict[str, str]:
-    """(T, 3) stance probabilities -> {theme: stance} for themes not 'none'."""
+def stances(p: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, str]:
+    """(T, 3) stance probabilities -> {theme: stance}. A theme is present when
+    1 - P(none) reaches its threshold (tuned on validation data when training; else the
+    plain argmax), and its stance is the likelier of builds / erodes."""
     out = {}
-    for t, row in zip(THEMES, p):
-        k = int(row.argmax())
-        if STANCE_CLASSES[k] != "none":
-            out[t] = STANCE_CLASSES[k]
+    for t, (theme, row) in enumerate(zip(THEMES, p)):
+        present = (1 - row[0]) >= thresholds[t] if thresholds is not None else row.argmax() != 0
+        if present:
+            out[theme] = STANCE_CLASSES[1 if row[1] >= row[2] else 2]
     return out
 
 
@@ -122,6 +133,9 @@ class Tagger:
         self.sentiment_model = sentiment_model
         self.batch_size = batch_size
         self.name = name if sentiment_model is None else f"{name}+{sentiment_model.name}"
+
+    def _stances(self, p: np.ndarray) -> dict[str, str]:
+        return stances(p, self.heads.theme_thresholds)
 
     @property
     def version(self) -> str:
@@ -153,15 +167,24 @@ class Tagger:
         plan = []
         for ident, title, body in items:
             full = full_text(title, body)
-            cs = chunks(full)
-            chunk_idx = list(range(len(texts), len(texts) + len(cs)))
-            texts.extend(cs)
+            spans = chunk_spans(full)
+            chunk_idx = list(range(len(texts), len(texts) + len(spans)))
+            texts.extend(full[a:b].strip() or " " for a, b in spans)
             found = self.matcher.find(full)
-            mention_idx = []
+            mention_idx, mention_chunk = [], []
             for m in found:
                 mention_idx.append(len(texts))
                 texts.append(mention_context(full, m, found) or m.surface)
-            plan.append((ident, cs, chunk_idx, found, mention_idx))
+                k = next(k for k, (a, b) in enumerate(spans) if m.start < b or k == len(spans) - 1)
+                a, b = spans[k]
+                # Borrow from the passage only where it is about this entity alone.
+                alone = not any(
+                    o.entity != m.entity and a <= o.start < b
+                    and self.matcher.entities[o.entity].kind != "condition"
+                    for o in found
+                )
+                mention_chunk.append(chunk_idx[k] if alone else None)
+            plan.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk))
 
         X = self.encoder.encode(texts, batch_size=self.batch_size)
         if self.sentiment_model is not None:
@@ -171,31 +194,29 @@ class Tagger:
         themes = self.heads.themes(X)
 
         results = []
-        for ident, cs, chunk_idx, found, mention_idx in plan:
-            w = np.array([len(c) for c in cs], dtype=np.float32)
+        for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plan:
+            w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
             p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
             # A theme raised in one chunk of a long post counts for the post.
             tp = themes[chunk_idx]
             strongest = (1 - tp[:, :, 0]).argmax(0)
             post_themes = tp[strongest, np.arange(len(THEMES))]
-            mentions = [
-                MentionTag(
-                    entity=m.entity,
-                    start=m.start,
-                    end=m.end,
-                    surface=m.surface,
-                    sentiment=SENTIMENTS[int(sent[i].argmax())],
-                    scores=_scores(sent[i]),
-                    themes=_stances(themes[i]),
-                )
-                for m, i in zip(found, mention_idx)
-            ]
+            mentions = []
+            for m, i, c in zip(found, mention_idx, mention_chunk):
+                # The words around the mention, tempered by the passage it sits in:
+                # "Nothing from Lakeshore here either." reads neutral on its own.
+                ms = sent[i] if c is None else MENTION_WEIGHT * sent[i] + (1 - MENTION_WEIGHT) * sent[c]
+                mentions.append(MentionTag(
+                    entity=m.entity, start=m.start, end=m.end, surface=m.surface,
+                    sentiment=SENTIMENTS[int(ms.argmax())], scores=_scores(ms),
+                    themes=self._stances(themes[i]),
+                ))
             results.append(
                 PostTag(
                     id=ident,
                     sentiment=SENTIMENTS[int(p.argmax())],
                     scores=_scores(p),
-                    themes=_stances(post_themes),
+                    themes=self._stances(post_themes),
                     mentions=mentions,
                 )
             )

@@ -49,8 +49,20 @@ def test_mention_deep_in_a_long_post_is_tagged_from_its_own_context(tiny_tagger)
     tag = tiny_tagger.tag([("long", "", filler + "Then Lakeshore closed the study.")])[0]
     assert [m.entity for m in tag.mentions] == ["lakeshore"]
     assert tag.mentions[0].start > 9000
-    alone = tiny_tagger.tag([("short", "", "Then Lakeshore closed the study.")])[0]
+    # Tagged from its sentence and its own chunk, not from the start of the post.
+    last_chunk = chunks(filler + "Then Lakeshore closed the study.")[-1]
+    alone = tiny_tagger.tag([("short", "", last_chunk)])[0]
     assert tag.mentions[0].scores == alone.mentions[0].scores
+    first_chunk = tiny_tagger.tag([("first", "", chunks(filler)[0] + " Lakeshore.")])[0]
+    assert first_chunk.mentions[0].scores != tag.mentions[0].scores
+
+
+def test_theme_thresholds_decide_presence():
+    from models.tagger import stances
+
+    p = np.array([[0.6, 0.3, 0.1]] + [[0.9, 0.05, 0.05]] * 6)
+    assert stances(p) == {}
+    assert stances(p, np.array([0.35] + [0.5] * 6)) == {"transparency": "builds"}
 
 
 def test_model_id_names_version(tiny_tagger):

@@ -1,0 +1,85 @@
+"""Tagging speed: `trustwatch tag` (database in, tags out) against the raw encoder
+forward pass on the same posts, in the same process.
+
+    python bench/throughput.py [--posts 300] [--batch 16]
+
+Both use the loaded model (load time excluded). The raw pass tokenizes and encodes each
+post's text once in length-sorted batches; `tag` also splits long posts into chunks,
+encodes the words around every mention, applies the heads and writes to SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def demo_posts(n: int):
+    import dataclasses
+
+    from collectors import RedditDumpCollector
+    from monitor.cli import DEMO_DIR
+
+    out = []
+    for pattern in ("als_*.ndjson", "cfl_*.ndjson"):
+        c = RedditDumpCollector("bench", DEMO_DIR / "sample" / pattern)
+        for raw in c.fetch({}):
+            p = c.to_post(raw)
+            if p is not None:
+                out.append(dataclasses.replace(p, author=None))
+    out.sort(key=lambda p: p.id)
+    while len(out) < n:  # repeat with new ids for large runs
+        out += [dataclasses.replace(p, id=f"{p.id}-{len(out)}") for p in out[: n - len(out)]]
+    return out[:n]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from models import load_tagger
+    from models.tagger import full_text
+    from monitor import pipeline, storage
+    from monitor.config import Config, load_config
+    from monitor.cli import DEMO_DIR
+
+    demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
+    posts = demo_posts(args.posts)
+    tagger = load_tagger(demo_cfg.watch, batch_size=args.batch)
+    texts = [full_text(p.title, p.text) for p in posts]
+    lengths = sorted(tagger.encoder.token_lengths(texts))
+    tagger.encoder.encode(texts[:32], batch_size=args.batch)  # warm up
+
+    t0 = time.perf_counter()
+    tagger.encoder.encode(texts, batch_size=args.batch)
+    raw = len(posts) / (time.perf_counter() - t0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
+        db = storage.open_db(cfg.database)
+        storage.save_posts(db, posts)
+        t0 = time.perf_counter()
+        n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger)
+        tag = n / (time.perf_counter() - t0)
+        mentions = db.execute("select count(*) from mentions").fetchone()[0]
+
+    print(f"posts: {len(posts)}, tokens per post median {lengths[len(lengths) // 2]}, "
+          f"p90 {lengths[int(len(lengths) * 0.9)]}; {mentions} mentions; "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    print(f"raw encoder forward: {raw:7.1f} posts/s")
+    print(f"trustwatch tag:      {tag:7.1f} posts/s")
+    print(f"tag_vs_encoder:      {tag / raw:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
