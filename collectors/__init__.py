@@ -5,14 +5,19 @@
 from __future__ import annotations
 
 from .base import BadItem, Collector, Post, SourceFailed
+from .feed import FeedCollector
+from .http import PoliteClient
 from .reddit_dump import RedditDumpCollector
 
-__all__ = ["BadItem", "Collector", "Post", "SourceFailed", "RedditDumpCollector", "build"]
+__all__ = ["BadItem", "Collector", "FeedCollector", "Post", "PoliteClient", "SourceFailed",
+           "RedditDumpCollector", "build"]
 
 
-def build(source) -> Collector:
-    """A collector for one ``monitor.config.SourceConfig``."""
+def build(source, http: PoliteClient | None = None) -> Collector:
+    """A collector for one ``monitor.config.SourceConfig``; web sources share ``http``."""
     o = source.options
+    if source.type == "feed":
+        return FeedCollector(source.name, o["url"], http or PoliteClient())
     if source.type == "reddit-dump":
         return RedditDumpCollector(
             source.name,

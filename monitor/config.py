@@ -26,6 +26,7 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
         {"path"},
         {"subreddits", "since", "until", "keywords", "consent"},
     ),
+    "feed": ({"url"}, {"consent"}),
 }
 COMMON_SOURCE_FIELDS = {"name", "type"}
 
@@ -37,6 +38,12 @@ class ModelConfig:
     heads: str | None = None
     device: str = "cpu"
     batch_size: int = 16
+
+
+@dataclass
+class CollectConfig:
+    contact: str | None = None  # added to the User-Agent so site owners can reach you
+    min_interval: float = 1.0  # seconds between requests to one host
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Config:
     database: Path
     salt_env: str = "TRUSTWATCH_SALT"
     model: ModelConfig = field(default_factory=ModelConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
     watch: list[Entity] = field(default_factory=list)
     sources: list[SourceConfig] = field(default_factory=list)
 
@@ -191,6 +199,10 @@ def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
         if key not in item:
             raise ConfigError(f"{w}.{key}: missing (required for type {stype!r})")
     opts = {k: v for k, v in item.items() if k not in COMMON_SOURCE_FIELDS}
+    if stype == "feed":
+        url = _expect(opts["url"], str, f"{w}.url", "an http(s) URL")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{w}.url: {url!r} is not an http(s) URL")
     if stype == "reddit-dump":
         _expect(opts["path"], str, f"{w}.path", "a file path")
         for key in ("subreddits", "keywords"):
@@ -222,7 +234,7 @@ def load_config(path: Path | str | None = None) -> Config:
     path = Path(path) if path else default_config_path()
     data = _read_toml(path)
     where = str(path)
-    _unknown_keys(data, {"database", "privacy", "model", "watch", "source"}, where)
+    _unknown_keys(data, {"database", "privacy", "model", "collect", "watch", "source"}, where)
     base_dir = path.resolve().parent
 
     db = data.get("database", {})
@@ -260,6 +272,17 @@ def load_config(path: Path | str | None = None) -> Config:
         if model.batch_size < 1:
             raise ConfigError(f"{where}: model.batch_size: must be at least 1")
 
+    c = data.get("collect", {})
+    _expect(c, dict, f"{where}: collect", "a [collect] table")
+    _unknown_keys(c, {"contact", "min_interval"}, f"{where}: collect")
+    collect = CollectConfig()
+    if "contact" in c:
+        collect.contact = _expect(c["contact"], str, f"{where}: collect.contact", "an e-mail or URL")
+    if "min_interval" in c:
+        collect.min_interval = float(_expect(c["min_interval"], (int, float), f"{where}: collect.min_interval", "seconds"))
+        if collect.min_interval < 0:
+            raise ConfigError(f"{where}: collect.min_interval: must not be negative")
+
     watch = parse_watch(data.get("watch", []), f"{where}: watch")
 
     raw_sources = data.get("source", [])
@@ -273,4 +296,5 @@ def load_config(path: Path | str | None = None) -> Config:
         names.add(s.name)
         sources.append(s)
 
-    return Config(path=path, database=db_path, salt_env=salt_env, model=model, watch=watch, sources=sources)
+    return Config(path=path, database=db_path, salt_env=salt_env, model=model, collect=collect,
+                  watch=watch, sources=sources)

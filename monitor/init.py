@@ -55,6 +55,16 @@ path = "dumps/r_ALS_*.zst"
 # since = 2026-01-01
 # until = 2026-12-31
 # keywords = ["trial", "study"]
+
+# An RSS or Atom feed of a patient forum (fetched politely: robots.txt, spacing, retries).
+# [[source]]
+# name = "lupus-feed"
+# type = "feed"
+# url = "https://forum.example.org/latest.rss"
+
+# [collect]
+# contact = "mailto:you@example.org"   # added to the User-Agent so site owners can reach you
+# min_interval = 1.0                   # seconds between requests to one host
 '''
 
 

@@ -19,7 +19,7 @@ from collectors import BadItem, SourceFailed
 from . import storage
 from .aggregate import rebuild_weekly
 from .config import Config
-from .errors import ConfigError, LockedError, ModelError
+from .errors import ConfigError, InputError, LockedError, ModelError
 from .privacy import Pseudonymizer, mask_contacts
 
 Log = Callable[[str], None]
@@ -44,7 +44,10 @@ def run_lock(db_path: Path) -> Iterator[None]:
     """One run per database at a time. The OS drops the lock when its process dies, so a
     killed run never leaves a stale lock behind."""
     lock_path = Path(f"{db_path}.lock")
-    fh = open(lock_path, "a+")
+    try:
+        fh = open(lock_path, "a+")
+    except OSError as e:
+        raise InputError(f"{db_path}: cannot create the lock file {lock_path.name} ({e.strerror})")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,8 +101,9 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     if not chosen:
         raise ConfigError(f"{cfg.path}: no [[source]] configured")
     report = RunReport()
+    http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
     for src in chosen:
-        collector = collectors.build(src)
+        collector = collectors.build(src, http)
         state = storage.load_state(db, src.name)
         counts = {"new": 0, "updated": 0}
         try:

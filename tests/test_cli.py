@@ -120,3 +120,10 @@ def test_collect_then_tag_are_recorded_as_runs(dump_config):
     con = sqlite3.connect(dump_config.parent / "tw.db")
     runs = con.execute("select command, status, posts_new, posts_tagged from runs order by id").fetchall()
     assert runs == [("collect", "ok", 5, 0), ("tag+aggregate", "ok", 0, 5)]
+
+
+def test_database_in_a_missing_folder_is_one_line(dump_config):
+    dump_config.write_text(dump_config.read_text().replace('path = "tw.db"', 'path = "no/such/dir/tw.db"'))
+    result = invoke("run", "--config", str(dump_config))
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "no/such/dir/tw.db" in result.output

@@ -107,3 +107,13 @@ def test_watchlist_toml_and_json(tmp_path):
     js.write_text('[{"id": "x", "kind": "site"}]')
     with pytest.raises(ConfigError, match=r"\[0\]\.name: missing"):
         load_watchlist(js)
+
+
+def test_feed_source_and_collect_settings(tmp_path):
+    text = GOOD + '\n[collect]\ncontact = "mailto:ops@example.org"\nmin_interval = 2\n\n[[source]]\nname = "f"\ntype = "feed"\nurl = "https://example.org/rss.xml"\n'
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.collect.min_interval == 2.0 and cfg.source("f").options["url"].startswith("https://")
+    with pytest.raises(ConfigError, match=r"source\[1\]\.url: 'ftp://x' is not an http\(s\) URL"):
+        load_config(write(tmp_path, text.replace("https://example.org/rss.xml", "ftp://x")))
+    with pytest.raises(ConfigError, match="collect.min_interval: must not be negative"):
+        load_config(write(tmp_path, text.replace("min_interval = 2", "min_interval = -1")))

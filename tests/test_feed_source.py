@@ -1,0 +1,78 @@
+"""A feed source end to end through the config, against a real server on 127.0.0.1."""
+
+import http.server
+import threading
+
+import pytest
+
+from conftest import FIXTURES, write_config
+from monitor import pipeline, storage
+from monitor.config import load_config
+
+
+@pytest.fixture
+def feed_server():
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append((self.path, self.headers.get("If-None-Match"), self.headers.get("User-Agent")))
+            if self.path == "/robots.txt":
+                body = b"User-agent: *\nDisallow: /private/\n"
+                self.send_response(200)
+            elif self.path.startswith("/private/"):
+                body = b""
+                self.send_response(200)
+            elif self.headers.get("If-None-Match") == '"v1"':
+                self.send_response(304)
+                self.end_headers()
+                return
+            else:
+                body = (FIXTURES / "feed.xml").read_bytes()
+                self.send_response(200)
+                self.send_header("ETag", '"v1"')
+                self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+
+
+def test_feed_source_collects_once_then_304(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, feed_server, tiny_tagger):
+    base, hits = feed_server
+    cfg_path = write_config(tmp_path, tiny_encoder_dir, tiny_heads_path, sources=f"""
+        [[source]]
+        name = "lupus-feed"
+        type = "feed"
+        url = "{base}/rss.xml"
+        """, extra='[collect]\ncontact = "mailto:ops@example.org"\nmin_interval = 0')
+    cfg = load_config(cfg_path)
+    first = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    assert (first.new, first.sources["lupus-feed"]["bad_items"]) == (2, 1)
+    second = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    assert second.new == 0 and second.sources["lupus-feed"]["not_modified"] == 1
+    assert hits[-1][1] == '"v1"' and "ops@example.org" in hits[-1][2]
+    db = storage.open_db(cfg.database)
+    post = next(db.query("select * from posts where title like 'Results%'"))
+    assert "[phone]" in post["text"] and post["author"].startswith("a_")
+    mentions = {r[0] for r in db.execute("select entity_id from mentions")}
+    assert mentions == set()  # the fixture watchlist has no lupus entities
+
+
+def test_robots_disallowed_feed_fails_only_that_source(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, feed_server, tiny_tagger):
+    base, _ = feed_server
+    cfg = load_config(write_config(tmp_path, tiny_encoder_dir, tiny_heads_path, sources=f"""
+        [[source]]
+        name = "private-feed"
+        type = "feed"
+        url = "{base}/private/rss.xml"
+        """, extra="[collect]\nmin_interval = 0"))
+    report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    assert report.failed and "robots.txt disallows" in report.errors["private-feed"]
