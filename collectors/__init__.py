@@ -5,17 +5,22 @@
 from __future__ import annotations
 
 from .base import BadItem, Collector, Post, SourceFailed
+from .discourse import DiscourseCollector
 from .feed import FeedCollector
 from .http import PoliteClient
 from .reddit_dump import RedditDumpCollector
 
-__all__ = ["BadItem", "Collector", "FeedCollector", "Post", "PoliteClient", "SourceFailed",
+__all__ = ["BadItem", "Collector", "DiscourseCollector", "FeedCollector", "Post", "PoliteClient", "SourceFailed",
            "RedditDumpCollector", "build"]
 
 
 def build(source, http: PoliteClient | None = None) -> Collector:
     """A collector for one ``monitor.config.SourceConfig``; web sources share ``http``."""
     o = source.options
+    if source.type == "discourse":
+        return DiscourseCollector(source.name, o["base_url"], http or PoliteClient(),
+                                  categories=o.get("categories"), query=o.get("query"),
+                                  max_pages=o.get("max_pages", 10))
     if source.type == "feed":
         return FeedCollector(source.name, o["url"], http or PoliteClient())
     if source.type == "reddit-dump":

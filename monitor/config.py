@@ -27,6 +27,7 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
         {"subreddits", "since", "until", "keywords", "consent"},
     ),
     "feed": ({"url"}, {"consent"}),
+    "discourse": ({"base_url"}, {"categories", "query", "max_pages", "consent"}),
 }
 COMMON_SOURCE_FIELDS = {"name", "type"}
 
@@ -199,10 +200,20 @@ def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
         if key not in item:
             raise ConfigError(f"{w}.{key}: missing (required for type {stype!r})")
     opts = {k: v for k, v in item.items() if k not in COMMON_SOURCE_FIELDS}
-    if stype == "feed":
-        url = _expect(opts["url"], str, f"{w}.url", "an http(s) URL")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{w}.url: {url!r} is not an http(s) URL")
+    for key in ("url", "base_url"):
+        if key in opts:
+            url = _expect(opts[key], str, f"{w}.{key}", "an http(s) URL")
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{w}.{key}: {url!r} is not an http(s) URL")
+    if stype == "discourse":
+        if "categories" in opts:
+            opts["categories"] = _str_list(opts["categories"], f"{w}.categories")
+        if "query" in opts:
+            _expect(opts["query"], str, f"{w}.query", "a search string")
+        if "max_pages" in opts:
+            _expect(opts["max_pages"], int, f"{w}.max_pages", "a positive integer")
+            if opts["max_pages"] < 1:
+                raise ConfigError(f"{w}.max_pages: must be at least 1")
     if stype == "reddit-dump":
         _expect(opts["path"], str, f"{w}.path", "a file path")
         for key in ("subreddits", "keywords"):
