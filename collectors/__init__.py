@@ -8,9 +8,10 @@ from .base import BadItem, Collector, Post, SourceFailed
 from .discourse import DiscourseCollector
 from .feed import FeedCollector
 from .http import PoliteClient
+from .mastodon import MastodonCollector
 from .reddit_dump import RedditDumpCollector
 
-__all__ = ["BadItem", "Collector", "DiscourseCollector", "FeedCollector", "Post", "PoliteClient", "SourceFailed",
+__all__ = ["BadItem", "Collector", "DiscourseCollector", "FeedCollector", "MastodonCollector", "Post", "PoliteClient", "SourceFailed",
            "RedditDumpCollector", "build"]
 
 
@@ -21,6 +22,9 @@ def build(source, http: PoliteClient | None = None) -> Collector:
         return DiscourseCollector(source.name, o["base_url"], http or PoliteClient(),
                                   categories=o.get("categories"), query=o.get("query"),
                                   max_pages=o.get("max_pages", 10))
+    if source.type == "mastodon":
+        return MastodonCollector(source.name, o["base_url"], o["hashtags"], http or PoliteClient(),
+                                 max_pages=o.get("max_pages", 10))
     if source.type == "feed":
         return FeedCollector(source.name, o["url"], http or PoliteClient())
     if source.type == "reddit-dump":

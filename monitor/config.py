@@ -28,6 +28,7 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "feed": ({"url"}, {"consent"}),
     "discourse": ({"base_url"}, {"categories", "query", "max_pages", "consent"}),
+    "mastodon": ({"base_url", "hashtags"}, {"max_pages", "consent"}),
 }
 COMMON_SOURCE_FIELDS = {"name", "type"}
 
@@ -205,15 +206,19 @@ def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
             url = _expect(opts[key], str, f"{w}.{key}", "an http(s) URL")
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{w}.{key}: {url!r} is not an http(s) URL")
+    if stype == "mastodon":
+        opts["hashtags"] = _str_list(opts["hashtags"], f"{w}.hashtags")
+        if not opts["hashtags"]:
+            raise ConfigError(f"{w}.hashtags: name at least one hashtag")
+    if "max_pages" in opts:
+        _expect(opts["max_pages"], int, f"{w}.max_pages", "a positive integer")
+        if opts["max_pages"] < 1:
+            raise ConfigError(f"{w}.max_pages: must be at least 1")
     if stype == "discourse":
         if "categories" in opts:
             opts["categories"] = _str_list(opts["categories"], f"{w}.categories")
         if "query" in opts:
             _expect(opts["query"], str, f"{w}.query", "a search string")
-        if "max_pages" in opts:
-            _expect(opts["max_pages"], int, f"{w}.max_pages", "a positive integer")
-            if opts["max_pages"] < 1:
-                raise ConfigError(f"{w}.max_pages: must be at least 1")
     if stype == "reddit-dump":
         _expect(opts["path"], str, f"{w}.path", "a file path")
         for key in ("subreddits", "keywords"):

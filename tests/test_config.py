@@ -117,3 +117,11 @@ def test_feed_source_and_collect_settings(tmp_path):
         load_config(write(tmp_path, text.replace("https://example.org/rss.xml", "ftp://x")))
     with pytest.raises(ConfigError, match="collect.min_interval: must not be negative"):
         load_config(write(tmp_path, text.replace("min_interval = 2", "min_interval = -1")))
+
+
+def test_mastodon_needs_hashtags(tmp_path):
+    text = GOOD + '\n[[source]]\nname = "m"\ntype = "mastodon"\nbase_url = "https://m.example"\nhashtags = []\n'
+    with pytest.raises(ConfigError, match=r"source\[1\]\.hashtags: name at least one hashtag"):
+        load_config(write(tmp_path, text))
+    cfg = load_config(write(tmp_path, text.replace("hashtags = []", 'hashtags = ["ALS"]\nmax_pages = 3')))
+    assert cfg.source("m").options["max_pages"] == 3
