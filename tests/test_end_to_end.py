@@ -52,6 +52,25 @@ def test_demo_second_run_adds_nothing(demo_db):
     assert "0 new" in result.output
 
 
+def _shift(con, entity, week):
+    """(net sentiment, negative share) before and from the given week."""
+    rows = con.execute(
+        "select week >= ?, 1.0 * (sum(positive) - sum(negative)) / sum(posts), 1.0 * sum(negative) / sum(posts) "
+        "from entity_weekly_sentiment where entity_id = ? group by 1 order by 1", [week, entity]).fetchall()
+    return {after: (net, neg) for after, net, neg in rows}
+
+
+def test_demo_stories_show_in_the_weekly_view(demo_db):
+    """Lakeshore closes CALM-ALS on 2026-07-10 and talk about it turns; Breathe Together's
+    sponsor funding comes out on 2026-06-20 and its standing falls."""
+    con = sqlite3.connect(demo_db)
+    lake = _shift(con, "lakeshore", "2026-07-06")
+    assert lake[0][0] - lake[1][0] >= 0.1  # net sentiment falls
+    assert lake[1][1] > lake[0][1]  # a larger share of negative posts
+    breathe = _shift(con, "breathe-together", "2026-06-15")
+    assert breathe[0][0] - breathe[1][0] >= 0.2
+
+
 def test_datasette_shows_tables_with_titles(demo_db):
     ds = make_datasette(demo_db)
     name = demo_db.stem
