@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 
@@ -35,7 +35,7 @@ class Post:
     text: str
     parent_id: str | None = None
     thread_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    source_ref: str | None = None  # what the source needs to fetch this item again (recheck)
 
 
 class Collector(ABC):
@@ -53,6 +53,14 @@ class Collector(ABC):
     @abstractmethod
     def to_post(self, raw: Any) -> Post | None:
         """One raw item -> Post; None to skip it silently (deleted, filtered)."""
+
+    can_recheck = False
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        """For stored (post id, source_ref) pairs, yield (post id, current text), or
+        (post id, None) where the author deleted it or a moderator removed it. Items
+        the source cannot answer for now are not yielded."""
+        raise NotImplementedError
 
 
 def iso_utc(timestamp: Any) -> str:

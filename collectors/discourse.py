@@ -152,4 +152,24 @@ class DiscourseCollector(Collector):
             text=html_to_text(p.get("cooked", "")),
             parent_id=parent,
             thread_id=thread_id,
+            source_ref=str(pid),
         )
+
+    can_recheck = True
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        for post_id, ref in refs:
+            r = self.client.get(f"{self.base}/posts/{ref}.json", {"Accept": "application/json"})
+            if r.status_code in (403, 404, 410):  # deleted, or moved out of public view
+                yield post_id, None
+                continue
+            if r.status_code != 200:
+                raise SourceFailed(f"{self.base}/posts/{ref}.json: HTTP {r.status_code}")
+            try:
+                p = r.json()
+            except ValueError:
+                raise SourceFailed(f"{self.base}/posts/{ref}.json: not JSON")
+            if p.get("deleted_at") or p.get("hidden") or p.get("user_deleted"):
+                yield post_id, None
+            else:
+                yield post_id, html_to_text(p.get("cooked", ""))

@@ -91,7 +91,28 @@ class MastodonCollector(Collector):
             text=html_to_text(raw.get("content") or ""),
             parent_id=None,
             thread_id=None,
+            source_ref=str(sid),
         )
+
+    can_recheck = True
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        for post_id, ref in refs:
+            url = f"{self.base}/api/v1/statuses/{ref}"
+            r = self.client.get(url, {"Accept": "application/json"})
+            if r.status_code in (404, 410):
+                yield post_id, None
+            elif r.status_code != 200:
+                raise SourceFailed(f"{url}: HTTP {r.status_code}")
+            else:
+                try:
+                    data = r.json()
+                except ValueError:
+                    raise SourceFailed(f"{url}: not JSON")
+                if data.get("visibility") not in (None, "public", "unlisted"):
+                    yield post_id, None
+                else:
+                    yield post_id, html_to_text(data.get("content") or "")
 
 
 def _id_key(sid: str) -> tuple[int, str]:

@@ -137,6 +137,27 @@ def run(config_path, sources):
 
 @cli.command()
 @config_option
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source (repeatable)")
+@reports_errors
+def recheck(config_path, sources):
+    """Fetch stored posts again: remove what authors deleted, update what they edited.
+
+    Deleted posts go from every table (posts, tags, mentions, full-text search) and
+    from the aggregates. Archive dumps and feeds cannot be re-fetched and are skipped.
+
+    Example (weekly, from cron):
+
+        30 3 * * 0  cd /srv/trustwatch && trustwatch recheck
+    """
+    from . import pipeline
+
+    report = pipeline.run(_config(config_path), list(sources) or None, log=_log,
+                          steps=("recheck", "tag", "aggregate"))
+    sys.exit(1 if report.failed else 0)
+
+
+@cli.command()
+@config_option
 @click.option("--watchlist", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="TOML with [[watch]] tables, or a JSON list of the same objects")
 @click.option("--input", "input_path", default="-", metavar="FILE|-",

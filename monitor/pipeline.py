@@ -124,6 +124,37 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     return report
 
 
+def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -> RunReport:
+    """Fetch stored posts again: remove what authors deleted or moderators removed, from
+    every table; update edited text (re-tagged by the next `tag`)."""
+    chosen = [cfg.source(n) for n in names] if names else cfg.sources
+    report = RunReport()
+    http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
+    for src in chosen:
+        collector = collectors.build(src, http)
+        counts = {"checked": 0, "removed": 0, "edited": 0}
+        report.sources[src.name] = counts
+        if not collector.can_recheck:
+            log(f"recheck {src.name}: {src.type} sources cannot be re-fetched; skipped")
+            continue
+        try:
+            for refs in storage.stored_refs(db, src.name):
+                gone, texts = [], {}
+                for post_id, text in collector.recheck(refs):
+                    counts["checked"] += 1
+                    if text is None:
+                        gone.append(post_id)
+                    else:
+                        texts[post_id] = mask_contacts(text)
+                counts["removed"] += storage.delete_posts(db, gone)
+                counts["edited"] += storage.update_texts(db, texts)
+        except SourceFailed as e:
+            report.errors[src.name] = str(e)
+            log(f"recheck {src.name}: FAILED: {e}")
+        log(f"recheck {src.name}: {counts['checked']} checked, {counts['removed']} removed, {counts['edited']} edited")
+    return report
+
+
 def load_tagger(cfg: Config):
     import models
 
@@ -184,6 +215,8 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
         status = "failed"
         report = RunReport()
         try:
+            if "recheck" in steps:
+                report = recheck(cfg, db, names, log=log)
             if "collect" in steps:
                 report = collect(cfg, db, names, log=log)
             if "tag" in steps:

@@ -83,6 +83,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_source_ref(db: sqlite_utils.Database) -> None:
+    """What a collector needs to fetch an item again, for recheck."""
+    db["posts"].add_column("source_ref", str)
+
+
 VIEWS = {
     "entity_weekly_sentiment": """
 select w.entity_id, e.name as entity, e.kind, w.week, w.posts, w.mentions,
@@ -130,7 +136,6 @@ def save_posts(db: sqlite_utils.Database, posts: list) -> tuple[int, int]:
     rows = {}
     for p in posts:
         row = asdict(p)
-        row.pop("extra", None)
         row["content_hash"] = content_hash(row["title"], row["text"])
         rows[row["id"]] = row  # the same item twice in one batch: one row
     existing = {
@@ -155,6 +160,47 @@ def save_posts(db: sqlite_utils.Database, posts: list) -> tuple[int, int]:
         if changed:
             db["posts"].upsert_all(changed, pk="id")
     return len(new), len(changed)
+
+
+def delete_posts(db: sqlite_utils.Database, ids: list[str]) -> int:
+    """Remove posts everywhere: tags, mentions, the post row and (by trigger) full-text search."""
+    if not ids:
+        return 0
+    marks = ",".join("?" * len(ids))
+    with db.atomic():
+        db.execute(f"delete from mentions where post_id in ({marks})", ids)
+        db.execute(f"delete from post_tags where post_id in ({marks})", ids)
+        n = db.execute(f"delete from posts where id in ({marks})", ids).rowcount
+    return n
+
+
+def update_texts(db: sqlite_utils.Database, texts: dict[str, str]) -> int:
+    """New text for edited posts; their changed content hash makes `tag` re-tag them."""
+    changed = 0
+    stamp = now()
+    with db.atomic():
+        for ident, text in texts.items():
+            row = db.execute("select title, content_hash from posts where id = ?", [ident]).fetchone()
+            if row is None:
+                continue
+            h = content_hash(row[0], text)
+            if h != row[1]:
+                db["posts"].update(ident, {"text": text, "content_hash": h, "updated_at": stamp})
+                changed += 1
+    return changed
+
+
+def stored_refs(db: sqlite_utils.Database, source: str, batch: int = 100) -> Iterator[list[tuple[str, str]]]:
+    """(post id, source_ref) of one source's stored posts, in batches."""
+    last = 0
+    while True:
+        rows = db.execute(
+            "select rowid, id, source_ref from posts where source = ? and rowid > ? and source_ref is not null "
+            "order by rowid limit ?", [source, last, batch]).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield [(r[1], r[2]) for r in rows]
 
 
 def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
