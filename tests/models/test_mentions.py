@@ -61,3 +61,31 @@ def test_context_is_sentence_for_a_single_entity():
     text = "First sentence. Lakeshore was kind to us! Last one."
     ms = M.find(text)
     assert mention_context(text, ms[0], ms) == "Lakeshore was kind to us!"
+
+
+FUZZY = MentionMatcher([
+    Entity("copperfield", "site", "Copperfield Neuroscience Institute", ("Copperfield",)),
+    Entity("keltic", "sponsor", "Keltic Biosciences", ("Keltic",)),
+    Entity("mg-united", "group", "MG United Patient Association", ("MG United",)),
+    Entity("mg", "condition", "Myasthenia gravis", ("MG",)),
+], common_words=frozenset({"celtic", "united", "untied"} - {"untied"}))
+
+
+def fuzzy(text):
+    return [(m.entity, m.surface) for m in FUZZY.find(text)]
+
+
+def test_close_misspellings_of_names_match():
+    assert fuzzy("the Copperfeild team") == [("copperfield", "Copperfeild")]
+    assert fuzzy("Coperfield's nurses") == [("copperfield", "Coperfield's")]
+    assert fuzzy("Keltik paid for it") == [("keltic", "Keltik")]
+    assert fuzzy("MG Untied (typo)") == [("mg-united", "MG Untied")]
+
+
+def test_misspelling_guard_keeps_precision():
+    assert fuzzy("a Celtic knot") == []  # an ordinary word
+    assert fuzzy("the keltik thing") == []  # not capitalised like a name
+    assert fuzzy("Keltica is a band") == []  # another word that starts with the name
+    assert fuzzy("Kopperfield") == []  # first letter differs
+    assert fuzzy("Kaltik") == []  # two edits in a short name
+    assert fuzzy("Copprfeild") == [("copperfield", "Copprfeild")]  # two allowed from ten letters
