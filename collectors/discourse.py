@@ -43,17 +43,8 @@ class DiscourseCollector(Collector):
         self.max_pages = max_pages
         self._category_names: dict[int, str] = {}
 
-    def _json(self, path: str) -> Any:
-        url = f"{self.base}{path}"
-        r = self.client.get(url, {"Accept": "application/json"})
-        if r.status_code == 404:
-            return None
-        if r.status_code != 200:
-            raise SourceFailed(f"{url}: HTTP {r.status_code}")
-        try:
-            return r.json()
-        except ValueError:
-            raise SourceFailed(f"{url}: not JSON (is {self.base} a Discourse forum?)")
+    def _json(self, path: str, gone: tuple[int, ...] = (404,)) -> Any:
+        return self.client.get_json(f"{self.base}{path}", gone=gone, expect="a Discourse forum")
 
     def _listing_paths(self) -> list[str]:
         if self.query:
@@ -159,17 +150,9 @@ class DiscourseCollector(Collector):
 
     def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
         for post_id, ref in refs:
-            r = self.client.get(f"{self.base}/posts/{ref}.json", {"Accept": "application/json"})
-            if r.status_code in (403, 404, 410):  # deleted, or moved out of public view
-                yield post_id, None
-                continue
-            if r.status_code != 200:
-                raise SourceFailed(f"{self.base}/posts/{ref}.json: HTTP {r.status_code}")
-            try:
-                p = r.json()
-            except ValueError:
-                raise SourceFailed(f"{self.base}/posts/{ref}.json: not JSON")
-            if p.get("deleted_at") or p.get("hidden") or p.get("user_deleted"):
+            # 403: moved out of public view; 404, 410: deleted
+            p = self._json(f"/posts/{ref}.json", gone=(403, 404, 410))
+            if p is None or p.get("deleted_at") or p.get("hidden") or p.get("user_deleted"):
                 yield post_id, None
             else:
                 yield post_id, html_to_text(p.get("cooked", ""))

@@ -9,7 +9,7 @@ import email.utils
 import random
 import time
 import urllib.robotparser
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -88,6 +88,19 @@ class PoliteClient:
         if not self.allowed(url):
             raise SourceFailed(f"{url}: robots.txt disallows fetching it")
         return self._send("GET", url, headers or {})
+
+    def get_json(self, url: str, gone: tuple[int, ...] = (), expect: str = "a JSON API") -> Any:
+        """GET a JSON document. None where the status is one of ``gone`` (deleted, not
+        found); SourceFailed for any other non-200 answer or a body that is not JSON."""
+        r = self.get(url, {"Accept": "application/json"})
+        if r.status_code in gone:
+            return None
+        if r.status_code != 200:
+            raise SourceFailed(f"{url}: HTTP {r.status_code}")
+        try:
+            return r.json()
+        except ValueError:
+            raise SourceFailed(f"{url}: not JSON (is it {expect}?)")
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
         host = urlsplit(url).netloc

@@ -29,13 +29,7 @@ class MastodonCollector(Collector):
         url = f"{self.base}/api/v1/timelines/tag/{quote(tag)}?limit={PAGE}"
         if max_id:
             url += f"&max_id={max_id}"
-        r = self.client.get(url, {"Accept": "application/json"})
-        if r.status_code != 200:
-            raise SourceFailed(f"{url}: HTTP {r.status_code}")
-        try:
-            data = r.json()
-        except ValueError:
-            raise SourceFailed(f"{url}: not JSON (is {self.base} a Mastodon instance?)")
+        data = self.client.get_json(url, expect="a Mastodon instance")
         if not isinstance(data, list):
             raise SourceFailed(f"{url}: expected a list of statuses")
         return data
@@ -98,21 +92,12 @@ class MastodonCollector(Collector):
 
     def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
         for post_id, ref in refs:
-            url = f"{self.base}/api/v1/statuses/{ref}"
-            r = self.client.get(url, {"Accept": "application/json"})
-            if r.status_code in (404, 410):
+            data = self.client.get_json(f"{self.base}/api/v1/statuses/{ref}", gone=(404, 410),
+                                        expect="a Mastodon instance")
+            if data is None or data.get("visibility") not in (None, "public", "unlisted"):
                 yield post_id, None
-            elif r.status_code != 200:
-                raise SourceFailed(f"{url}: HTTP {r.status_code}")
             else:
-                try:
-                    data = r.json()
-                except ValueError:
-                    raise SourceFailed(f"{url}: not JSON")
-                if data.get("visibility") not in (None, "public", "unlisted"):
-                    yield post_id, None
-                else:
-                    yield post_id, html_to_text(data.get("content") or "")
+                yield post_id, html_to_text(data.get("content") or "")
 
 
 def _id_key(sid: str) -> tuple[int, str]:
