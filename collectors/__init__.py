@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 from .base import BadItem, Collector, Post, SourceFailed
+from .discord import DiscordCollector
 from .discourse import DiscourseCollector
 from .feed import FeedCollector
 from .http import PoliteClient
 from .mastodon import MastodonCollector
 from .reddit_dump import RedditDumpCollector
 
-__all__ = ["BadItem", "Collector", "DiscourseCollector", "FeedCollector", "MastodonCollector", "Post", "PoliteClient", "SourceFailed",
+__all__ = ["BadItem", "Collector", "DiscordCollector", "DiscourseCollector", "FeedCollector", "MastodonCollector", "Post", "PoliteClient", "SourceFailed",
            "RedditDumpCollector", "build"]
 
 
@@ -22,6 +23,11 @@ def build(source, http: PoliteClient | None = None) -> Collector:
         return DiscourseCollector(source.name, o["base_url"], http or PoliteClient(),
                                   categories=o.get("categories"), query=o.get("query"),
                                   max_pages=o.get("max_pages", 10))
+    if source.type == "discord":
+        return DiscordCollector(source.name, http or PoliteClient(), channels=o.get("channels"),
+                                guild=o.get("guild"), token_env=o.get("token_env", "DISCORD_BOT_TOKEN"),
+                                api_base=o.get("api_base", "https://discord.com/api/v10"),
+                                max_pages=o.get("max_pages", 50))
     if source.type == "mastodon":
         return MastodonCollector(source.name, o["base_url"], o["hashtags"], http or PoliteClient(),
                                  max_pages=o.get("max_pages", 10))

@@ -50,6 +50,7 @@ class PoliteClient:
         self.rng = rng or random.Random()
         self._last: dict[str, float] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._hold: dict[str, float] = {}  # host -> clock time before which not to send
         self.waited = 0.0  # seconds slept, for the run log
 
     def _wait_turn(self, host: str) -> None:
@@ -84,15 +85,18 @@ class PoliteClient:
         parser = self._robots[root]
         return parser is None or parser.can_fetch(self.client.headers["User-Agent"], url)
 
-    def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        if not self.allowed(url):
+    def get(self, url: str, headers: dict[str, str] | None = None, robots: bool = True) -> httpx.Response:
+        """GET politely. ``robots=False`` only for authenticated APIs used with the
+        owners' consent (a Discord bot invited to a server), never for crawling."""
+        if robots and not self.allowed(url):
             raise SourceFailed(f"{url}: robots.txt disallows fetching it")
         return self._send("GET", url, headers or {})
 
-    def get_json(self, url: str, gone: tuple[int, ...] = (), expect: str = "a JSON API") -> Any:
+    def get_json(self, url: str, gone: tuple[int, ...] = (), expect: str = "a JSON API",
+                 headers: dict[str, str] | None = None, robots: bool = True) -> Any:
         """GET a JSON document. None where the status is one of ``gone`` (deleted, not
         found); SourceFailed for any other non-200 answer or a body that is not JSON."""
-        r = self.get(url, {"Accept": "application/json"})
+        r = self.get(url, {"Accept": "application/json", **(headers or {})}, robots=robots)
         if r.status_code in gone:
             return None
         if r.status_code != 200:
@@ -106,6 +110,9 @@ class PoliteClient:
         host = urlsplit(url).netloc
         for attempt in range(self.retries + 1):
             self._wait_turn(host)
+            hold = self._hold.pop(host, 0.0) - self.clock()
+            if hold > 0:  # the API said its quota was used up: wait for the reset
+                self._pause(hold)
             try:
                 r = self.client.request(method, url, headers=headers)
             except httpx.TransportError as e:
@@ -113,10 +120,21 @@ class PoliteClient:
                     raise SourceFailed(f"{url}: {type(e).__name__}: {e}")
                 self._pause(self._backoff(attempt))
                 continue
+            if r.headers.get("X-RateLimit-Remaining") == "0":
+                reset = retry_after(r.headers.get("X-RateLimit-Reset-After"))
+                if reset:
+                    self._hold[host] = self.clock() + reset
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt == self.retries:
                     raise SourceFailed(f"{url}: HTTP {r.status_code} after {self.retries + 1} tries")
                 wait = retry_after(r.headers.get("Retry-After"))
+                if r.status_code == 429 and "json" in r.headers.get("Content-Type", ""):
+                    try:  # Discord puts a more precise retry_after in the body
+                        body_wait = r.json().get("retry_after")
+                    except (ValueError, AttributeError):
+                        body_wait = None
+                    if isinstance(body_wait, (int, float)):
+                        wait = float(body_wait)
                 if wait is None:
                     wait = self._backoff(attempt)
                 if wait > self.max_wait:
@@ -135,8 +153,10 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

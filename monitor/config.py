@@ -29,6 +29,7 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "feed": ({"url"}, {"consent"}),
     "discourse": ({"base_url"}, {"categories", "query", "max_pages", "consent"}),
     "mastodon": ({"base_url", "hashtags"}, {"max_pages", "consent"}),
+    "discord": (set(), {"channels", "guild", "token_env", "api_base", "max_pages", "consent"}),
 }
 COMMON_SOURCE_FIELDS = {"name", "type"}
 
@@ -201,7 +202,18 @@ def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
         if key not in item:
             raise ConfigError(f"{w}.{key}: missing (required for type {stype!r})")
     opts = {k: v for k, v in item.items() if k not in COMMON_SOURCE_FIELDS}
-    for key in ("url", "base_url"):
+    if stype == "discord":
+        if ("channels" in opts) == ("guild" in opts):
+            raise ConfigError(f"{w}: give either channels = [\"<channel id>\", ...] or guild = \"<server id>\"")
+        ids = _str_list(opts["channels"], f"{w}.channels") if "channels" in opts else [
+            _expect(opts["guild"], str, f"{w}.guild", "a server id in quotes")]
+        for i, cid in enumerate(ids):
+            if not cid.isdigit():
+                raise ConfigError(f"{w}.{'channels[%d]' % i if 'channels' in opts else 'guild'}: {cid!r} is not a Discord id (digits)")
+        _expect(opts.get("token_env", "DISCORD_BOT_TOKEN"), str, f"{w}.token_env", "an environment variable name")
+        if "consent" in opts:
+            _expect(opts["consent"], str, f"{w}.consent", "a note on who consented, and when")
+    for key in ("url", "base_url", "api_base"):
         if key in opts:
             url = _expect(opts[key], str, f"{w}.{key}", "an http(s) URL")
             if not url.startswith(("http://", "https://")):

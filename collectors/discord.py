@@ -1,0 +1,146 @@
+"""Discord servers whose owners invited a trustwatch bot (read message history only).
+
+REST only, no gateway: messages of the configured channels (or every text channel of a
+``guild``) and their threads, paged with ``before`` on the first run and ``after`` from the
+newest stored message on later runs, 100 at a time. User, role and channel mentions
+(``<@123>``, ``<@&456>``, ``<#789>``) are masked; bot messages are skipped. The token comes
+only from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Iterator
+
+from .base import BadItem, Collector, Post, SourceFailed
+from .http import PoliteClient
+
+DEFAULT_API = "https://discord.com/api/v10"
+TEXT_CHANNELS = {0, 5}  # text, announcement
+THREADS = {10, 11, 12}
+_USER = re.compile(r"<@!?\d+>")
+_ROLE = re.compile(r"<@&\d+>")
+_CHANNEL = re.compile(r"<#\d+>")
+
+
+def mask_discord(text: str) -> str:
+    return _CHANNEL.sub("#channel", _ROLE.sub("@role", _USER.sub("@user", text)))
+
+
+class DiscordCollector(Collector):
+    platform = "discord"
+
+    def __init__(self, name: str, client: PoliteClient, channels: list[str] | None = None, guild: str | None = None,
+                 token_env: str = "DISCORD_BOT_TOKEN", api_base: str = DEFAULT_API, max_pages: int = 50):
+        super().__init__(name)
+        self.client = client
+        self.channels = channels or []
+        self.guild = guild
+        self.token_env = token_env
+        self.api = api_base.rstrip("/")
+        self.max_pages = max_pages
+        self._names: dict[str, str] = {}
+
+    def _headers(self) -> dict[str, str]:
+        token = os.environ.get(self.token_env)
+        if not token:
+            raise SourceFailed(f"environment variable {self.token_env} is not set (the Discord bot token)")
+        return {"Authorization": f"Bot {token}"}
+
+    def _get(self, path: str) -> Any:
+        data = self.client.get_json(f"{self.api}{path}", gone=(401, 403), expect="the Discord API",
+                                    headers=self._headers(), robots=False)
+        if data is None:  # 401 or 403
+            raise SourceFailed(f"{self.api}{path}: refused: the token is invalid or revoked, or the bot "
+                               "cannot read this channel (it needs View Channel and Read Message History)")
+        return data
+
+    def _channels(self) -> list[dict]:
+        if self.guild:
+            chans = self._get(f"/guilds/{self.guild}/channels")
+            out = [c for c in chans if c.get("type") in TEXT_CHANNELS]
+            active = self._get(f"/guilds/{self.guild}/threads/active")
+            out += [t for t in active.get("threads", []) if t.get("type") in THREADS]
+        else:
+            out = [self._get(f"/channels/{cid}") for cid in self.channels]
+        threads = []
+        for c in out:
+            if c.get("type") in TEXT_CHANNELS:
+                archived = self._get(f"/channels/{c['id']}/threads/archived/public")
+                threads += archived.get("threads", [])
+        seen, result = set(), []
+        for c in out + threads:
+            if c.get("id") not in seen:
+                seen.add(c.get("id"))
+                result.append(c)
+        return result
+
+    def fetch(self, state: dict[str, Any]) -> Iterator[dict]:
+        newest: dict[str, str] = state.setdefault("after", {})
+        for channel in self._channels():
+            cid = str(channel["id"])
+            self._names[cid] = channel.get("name", cid)
+            after = newest.get(cid)
+            top = after
+            cursor = None
+            for _ in range(self.max_pages):
+                if after:
+                    query = f"after={cursor or after}"
+                else:
+                    query = f"before={cursor}" if cursor else ""
+                page = self._get(f"/channels/{cid}/messages?limit=100{'&' + query if query else ''}")
+                if not isinstance(page, list):
+                    raise SourceFailed(f"{self.api}/channels/{cid}/messages: expected a list of messages")
+                if not page:
+                    break
+                for m in page:
+                    m["_channel_name"] = self._names[cid]
+                    yield m
+                ids = sorted((int(m["id"]) for m in page if str(m.get("id", "")).isdigit()))
+                if not ids:
+                    break
+                if top is None or ids[-1] > int(top):
+                    top = str(ids[-1])
+                cursor = str(ids[-1] if after else ids[0])
+                if len(page) < 100:
+                    break
+            else:
+                self.notes.append(f"channel {cid}: stopped after {self.max_pages} pages of 100 messages")
+            if top:
+                newest[cid] = top
+
+    def to_post(self, raw: dict) -> Post | None:
+        mid, cid = raw.get("id"), raw.get("channel_id")
+        if not mid or not cid or not isinstance(raw.get("timestamp"), str):
+            raise BadItem("discord message without id, channel or timestamp")
+        author = raw.get("author") or {}
+        if author.get("bot"):
+            self.counts["bots"] += 1
+            return None
+        if raw.get("type", 0) not in (0, 19):  # default and reply; not joins, pins, ...
+            self.counts["system"] += 1
+            return None
+        ref = (raw.get("message_reference") or {}).get("message_id")
+        return Post(
+            id=f"discord:{mid}",
+            source=self.name,
+            platform=self.platform,
+            community=f"discord #{raw.get('_channel_name', cid)}",
+            url=None,
+            author=str(author.get("id") or author.get("username") or "") or None,
+            created_at=raw["timestamp"][:19] + "Z",
+            title="",
+            text=mask_discord(raw.get("content") or ""),
+            parent_id=f"discord:{ref}" if ref else None,
+            thread_id=f"discord:channel:{cid}",
+            source_ref=f"{cid}/{mid}",
+        )
+
+    can_recheck = True
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        for post_id, ref in refs:
+            cid, _, mid = ref.partition("/")
+            m = self.client.get_json(f"{self.api}/channels/{cid}/messages/{mid}", gone=(404,),
+                                     expect="the Discord API", headers=self._headers(), robots=False)
+            yield post_id, None if m is None else mask_discord(m.get("content") or "")

@@ -1,0 +1,155 @@
+"""Discord through the config, against a loopback server speaking Discord's REST API
+(fictional messages)."""
+
+import http.server
+import json
+import re
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from conftest import write_config
+from monitor import pipeline, storage
+from monitor.config import load_config
+
+TOKEN = "fictional-bot-token"
+
+
+def message(mid, cid, content, author="7001", ref=None, bot=False, mtype=0):
+    m = {"id": str(mid), "channel_id": cid, "content": content, "type": mtype,
+         "timestamp": f"2026-05-01T10:{mid % 60:02d}:00.000000+00:00",
+         "author": {"id": author, "username": f"fict{author}", "bot": bot}}
+    if ref:
+        m["message_reference"] = {"message_id": str(ref)}
+    return m
+
+
+class FakeDiscord:
+    def __init__(self):
+        self.messages = {"111": [message(1000 + i, "111", f"message {i} about Lakeshore <@55> <@&66> <#77>")
+                                 for i in range(150)],
+                         "222": [message(5000, "222", "thread start"), message(5001, "222", "reply", ref=5000),
+                                 message(5002, "222", "I am a bot", bot=True), message(5003, "222", "", mtype=7)]}
+        self.requests = []
+        self.throttled = False
+
+    def handle(self, h):
+        url = urlsplit(h.path)
+        self.requests.append(h.path)
+        if h.headers.get("Authorization") != f"Bot {TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}, {}
+        path = url.path.removeprefix("/api/v10")
+        if not self.throttled and "/messages" in path:
+            self.throttled = True
+            return 429, {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}, {"Retry-After": "1"}
+        if path == "/channels/111":
+            return 200, {"id": "111", "type": 0, "name": "trial-talk", "guild_id": "9"}, {}
+        if path == "/channels/333":
+            return 403, {"message": "Missing Access", "code": 50001}, {}
+        if path == "/channels/111/threads/archived/public":
+            return 200, {"threads": [{"id": "222", "type": 11, "name": "lumen-thread"}], "has_more": False}, {}
+        m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
+        if m:
+            found = [x for x in self.messages.get(m.group(1), []) if x["id"] == m.group(2)]
+            return (200, found[0], {}) if found else (404, {"message": "Unknown Message", "code": 10008}, {})
+        m = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if m:
+            q = parse_qs(url.query)
+            msgs = sorted(self.messages[m.group(1)], key=lambda x: -int(x["id"]))  # newest first
+            limit = int(q["limit"][0])
+            if "before" in q:
+                msgs = [x for x in msgs if int(x["id"]) < int(q["before"][0])][:limit]
+            elif "after" in q:
+                msgs = sorted([x for x in msgs if int(x["id"]) > int(q["after"][0])], key=lambda x: int(x["id"]))[:limit]
+                msgs.reverse()
+            else:
+                msgs = msgs[:limit]
+            return 200, msgs, {"X-RateLimit-Remaining": "4", "X-RateLimit-Reset-After": "0.01"}
+        return 404, {"message": "404: Not Found", "code": 0}, {}
+
+
+@pytest.fixture
+def discord():
+    fake = FakeDiscord()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body, headers = fake.handle(self)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield fake, f"http://127.0.0.1:{server.server_address[1]}/api/v10"
+    server.shutdown()
+
+
+def config(tmp_path, enc, heads, api, channels='["111"]'):
+    return load_config(write_config(tmp_path, enc, heads, sources=f"""
+        [[source]]
+        name = "mg-discord"
+        type = "discord"
+        channels = {channels}
+        api_base = "{api}"
+        consent = "Invited by the fictional server's moderators on 2026-04-01"
+        """, extra="[collect]\nmin_interval = 0"))
+
+
+def test_channels_and_threads_collected_incrementally(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, discord, tiny_tagger, monkeypatch):
+    fake, api = discord
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
+    cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path, api)
+    quiet = lambda m: None  # noqa: E731
+    report = pipeline.run(cfg, log=quiet, tagger=tiny_tagger)
+    assert report.new == 152 and report.sources["mg-discord"]["bots"] == 1
+    assert any("before=1050" in r for r in fake.requests)  # paged back through 150 messages
+    db = storage.open_db(cfg.database)
+    post = db["posts"].get("discord:1000")
+    assert post["text"] == "message 0 about Lakeshore @user @role #channel"
+    assert post["community"] == "discord #trial-talk" and post["author"].startswith("a_")
+    assert db["posts"].get("discord:5001")["parent_id"] == "discord:5000"
+    assert db.execute("select count(*) from mentions where entity_id = 'lakeshore'").fetchone()[0] == 150
+
+    fake.messages["111"].append(message(1200, "111", "a new one"))
+    fake.requests.clear()
+    again = pipeline.run(cfg, log=quiet, tagger=tiny_tagger)
+    assert again.new == 1 and any("after=1149" in r for r in fake.requests)
+
+    fake.messages["111"] = [m for m in fake.messages["111"] if m["id"] != "1001"]  # deleted on the server
+    fake.messages["222"][0]["content"] = "thread start (edited)"
+    checked = pipeline.run(cfg, log=quiet, tagger=tiny_tagger, steps=("recheck", "tag", "aggregate"))
+    assert checked.sources["mg-discord"]["removed"] == 1 and checked.sources["mg-discord"]["edited"] == 1
+    assert db["posts"].count_where("id = 'discord:1001'") == 0
+
+
+def test_missing_token_and_unreadable_channel_fail_only_that_source(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, discord, tiny_tagger, monkeypatch):
+    fake, api = discord
+    monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
+    cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path, api)
+    report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    assert "DISCORD_BOT_TOKEN is not set" in report.errors["mg-discord"]
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "revoked")
+    assert "token is invalid or revoked" in pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger).errors["mg-discord"]
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
+    cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path, api, channels='["333"]')
+    assert "Read Message History" in pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger).errors["mg-discord"]
+
+
+def test_discord_config_errors(tmp_path, tiny_encoder_dir, tiny_heads_path, discord):
+    from monitor.errors import ConfigError
+
+    _, api = discord
+    with pytest.raises(ConfigError, match="not a Discord id"):
+        config(tmp_path, tiny_encoder_dir, tiny_heads_path, api, channels='["general"]')
+    with pytest.raises(ConfigError, match="either channels"):
+        config(tmp_path, tiny_encoder_dir, tiny_heads_path, api, channels='["1"]\n        guild = "2"')
