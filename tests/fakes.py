@@ -1,6 +1,9 @@
 """Far ends for collector tests: fake servers speaking a platform's API (fictional data)."""
 
+import contextlib
+import http.server
 import re
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -52,3 +55,32 @@ class FakeForum:
             posts = [p for p in self.topics[int(m.group(1))]["posts"] if p["id"] in ids]
             return httpx.Response(200, json={"post_stream": {"posts": posts}})
         return httpx.Response(404)
+
+
+@contextlib.contextmanager
+def loopback_server(handle):
+    """A real HTTP server on 127.0.0.1 for the duration of a test. ``handle(request)``
+    gets the BaseHTTPRequestHandler and returns (status, body bytes, headers)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body, headers = handle(self)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if status != 304:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

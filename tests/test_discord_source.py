@@ -1,15 +1,14 @@
 """Discord through the config, against a loopback server speaking Discord's REST API
 (fictional messages)."""
 
-import http.server
 import json
 import re
-import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from conftest import write_config
+from fakes import loopback_server
 from monitor import pipeline, storage
 from monitor.config import load_config
 
@@ -73,25 +72,12 @@ class FakeDiscord:
 def discord():
     fake = FakeDiscord()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            status, body, headers = fake.handle(self)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def handle(h):
+        status, body, headers = fake.handle(h)
+        return status, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield fake, f"http://127.0.0.1:{server.server_address[1]}/api/v10"
-    server.shutdown()
+    with loopback_server(handle) as base:
+        yield fake, f"{base}/api/v10"
 
 
 def config(tmp_path, enc, heads, api, channels='["111"]'):

@@ -1,11 +1,9 @@
 """A feed source end to end through the config, against a real server on 127.0.0.1."""
 
-import http.server
-import threading
-
 import pytest
 
 from conftest import FIXTURES, write_config
+from fakes import loopback_server
 from monitor import pipeline, storage
 from monitor.config import load_config
 
@@ -14,35 +12,18 @@ from monitor.config import load_config
 def feed_server():
     hits = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append((self.path, self.headers.get("If-None-Match"), self.headers.get("User-Agent")))
-            if self.path == "/robots.txt":
-                body = b"User-agent: *\nDisallow: /private/\n"
-                self.send_response(200)
-            elif self.path.startswith("/private/"):
-                body = b""
-                self.send_response(200)
-            elif self.headers.get("If-None-Match") == '"v1"':
-                self.send_response(304)
-                self.end_headers()
-                return
-            else:
-                body = (FIXTURES / "feed.xml").read_bytes()
-                self.send_response(200)
-                self.send_header("ETag", '"v1"')
-                self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def handle(h):
+        hits.append((h.path, h.headers.get("If-None-Match"), h.headers.get("User-Agent")))
+        if h.path == "/robots.txt":
+            return 200, b"User-agent: *\nDisallow: /private/\n", {}
+        if h.path.startswith("/private/"):
+            return 200, b"", {}
+        if h.headers.get("If-None-Match") == '"v1"':
+            return 304, b"", {}
+        return 200, (FIXTURES / "feed.xml").read_bytes(), {"ETag": '"v1"', "Content-Type": "application/rss+xml"}
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
+    with loopback_server(handle) as base:
+        yield base, hits
 
 
 def test_feed_source_collects_once_then_304(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, feed_server, tiny_tagger):
