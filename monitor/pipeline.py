@@ -211,6 +211,7 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
     recorded in ``runs``."""
     with run_lock(cfg.database):
         db = storage.open_db(cfg.database)
+        storage.sync_sources(db, cfg.sources)
         run_id = storage.start_run(db, "+".join(steps))
         status = "failed"
         report = RunReport()

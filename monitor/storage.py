@@ -89,6 +89,12 @@ def m002_source_ref(db: sqlite_utils.Database) -> None:
     db["posts"].add_column("source_ref", str)
 
 
+@migrations()
+def m003_sources(db: sqlite_utils.Database) -> None:
+    """The configured sources, with the consent note of those that need one."""
+    db["sources"].create({"name": str, "type": str, "consent": str, "updated_at": str}, pk="name")
+
+
 VIEWS = {
     "entity_weekly_sentiment": """
 select w.entity_id, e.name as entity, e.kind, w.week, w.posts, w.mentions,
@@ -221,6 +227,18 @@ def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
         db.execute(f"delete from mentions {where}", ids)
         db.execute(f"delete from entity_weekly {where}", ids)
         db.execute(f"delete from entities where id not in ({marks})" if ids else "delete from entities", ids)
+
+
+def sync_sources(db: sqlite_utils.Database, sources: Iterable) -> None:
+    """The sources table mirrors the config's [[source]] tables (posts keep their source)."""
+    rows = [{"name": s.name, "type": s.type, "consent": s.options.get("consent"), "updated_at": now()}
+            for s in sources]
+    with db.atomic():
+        if rows:
+            db["sources"].upsert_all(rows, pk="name")
+        names = [r["name"] for r in rows]
+        db.execute(f"delete from sources where name not in ({','.join('?' * len(names))})" if names
+                   else "delete from sources", names)
 
 
 def watchlist_hash(entities: Iterable) -> str:

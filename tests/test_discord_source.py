@@ -42,6 +42,10 @@ class FakeDiscord:
         if not self.throttled and "/messages" in path:
             self.throttled = True
             return 429, {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}, {"Retry-After": "1"}
+        if path == "/guilds/9/channels":
+            return 200, [{"id": "111", "type": 0, "name": "trial-talk"}, {"id": "444", "type": 2, "name": "voice"}], {}
+        if path == "/guilds/9/threads/active":
+            return 200, {"threads": [{"id": "222", "type": 11, "name": "lumen-thread"}]}, {}
         if path == "/channels/111":
             return 200, {"id": "111", "type": 0, "name": "trial-talk", "guild_id": "9"}, {}
         if path == "/channels/333":
@@ -105,6 +109,7 @@ def test_channels_and_threads_collected_incrementally(tmp_path, tiny_encoder_dir
     assert post["community"] == "discord #trial-talk" and post["author"].startswith("a_")
     assert db["posts"].get("discord:5001")["parent_id"] == "discord:5000"
     assert db.execute("select count(*) from mentions where entity_id = 'lakeshore'").fetchone()[0] == 150
+    assert db["sources"].get("mg-discord")["consent"].startswith("Invited by the fictional server")
 
     fake.messages["111"].append(message(1200, "111", "a new one"))
     fake.requests.clear()
@@ -139,3 +144,18 @@ def test_discord_config_errors(tmp_path, tiny_encoder_dir, tiny_heads_path, disc
         config(tmp_path, tiny_encoder_dir, tiny_heads_path, api, channels='["general"]')
     with pytest.raises(ConfigError, match="either channels"):
         config(tmp_path, tiny_encoder_dir, tiny_heads_path, api, channels='["1"]\n        guild = "2"')
+
+
+def test_guild_mode_takes_text_channels_and_threads(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, discord, tiny_tagger, monkeypatch):
+    fake, api = discord
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
+    cfg = load_config(write_config(tmp_path, tiny_encoder_dir, tiny_heads_path, sources=f"""
+        [[source]]
+        name = "mg-server"
+        type = "discord"
+        guild = "9"
+        api_base = "{api}"
+        """, extra="[collect]\nmin_interval = 0"))
+    report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    assert report.new == 152 and not report.failed
+    assert not any("/channels/444" in r for r in fake.requests)  # voice channel skipped

@@ -79,7 +79,7 @@ def test_datasette_shows_tables_with_titles(demo_db):
     tables = {t["name"] for t in r.json()["tables"]}
     assert {"posts", "entities", "mentions", "post_tags", "runs", "entity_weekly"} <= tables
     meta = ds.metadata(database=name)
-    for table in ("posts", "entities", "mentions", "post_tags", "runs", "entity_weekly", "source_state", "models"):
+    for table in ("posts", "entities", "mentions", "post_tags", "runs", "entity_weekly", "source_state", "models", "sources"):
         assert meta["tables"][table]["description"], table
 
 
