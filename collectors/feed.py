@@ -64,4 +64,15 @@ class FeedCollector(Collector):
             created_at=iso_utc(calendar.timegm(when)),
             title=html_to_text(raw.get("title", "")),
             text=html_to_text(body),
+            source_ref=raw.get("link"),
         )
+
+    can_recheck = True
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        """A feed item's page answering 404 or 410 was deleted. A feed keeps no history
+        of edits, so a page still there is left as stored (nothing yielded)."""
+        for post_id, url in refs:
+            r = self.client.get(url)
+            if r.status_code in (404, 410):
+                yield post_id, None

@@ -140,8 +140,8 @@ def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
         try:
             for refs in storage.stored_refs(db, src.name):
                 gone, texts = [], {}
+                counts["checked"] += len(refs)
                 for post_id, text in collector.recheck(refs):
-                    counts["checked"] += 1
                     if text is None:
                         gone.append(post_id)
                     else:

@@ -57,3 +57,29 @@ def test_robots_disallowed_feed_fails_only_that_source(tmp_path, tiny_encoder_di
         """, extra="[collect]\nmin_interval = 0"))
     report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
     assert report.failed and "robots.txt disallows" in report.errors["private-feed"]
+
+
+def test_recheck_removes_feed_items_whose_page_is_gone(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, tiny_tagger):
+    from fakes import loopback_server
+
+    pages = {"/t/101": 200, "/t/102": 404}
+
+    def handle(h):
+        if h.path == "/rss.xml":
+            base = f"http://{h.headers['Host']}"
+            xml = (FIXTURES / "feed.xml").read_text().replace("https://forum.example.org", base)
+            return 200, xml.encode(), {"Content-Type": "application/rss+xml"}
+        return pages.get(h.path, 404), b"<html>page</html>", {"Content-Type": "text/html"}
+
+    with loopback_server(handle) as base:
+        cfg = load_config(write_config(tmp_path, tiny_encoder_dir, tiny_heads_path, sources=f"""
+            [[source]]
+            name = "lupus-feed"
+            type = "feed"
+            url = "{base}/rss.xml"
+            """, extra="[collect]\nmin_interval = 0"))
+        assert pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger).new == 2
+        report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger, steps=("recheck",))
+    assert report.sources["lupus-feed"] == {"checked": 2, "removed": 1, "edited": 0}
+    db = storage.open_db(cfg.database)
+    assert [r["title"] for r in db.query("select title from posts")] == ["Results summary & thanks"]

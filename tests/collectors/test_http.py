@@ -99,3 +99,23 @@ def test_retry_after_parsing():
     assert retry_after(None) is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert retry_after("soon") is None
+
+
+def test_slow_server_times_out_and_fails_the_source_after_retries():
+    calls = []
+
+    def handler(request):
+        if request.url.path == "/robots.txt":
+            return httpx.Response(404)
+        calls.append(1)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    pc, t = client(handler, min_interval=0, retries=2)
+    with pytest.raises(SourceFailed, match="ReadTimeout"):
+        pc.get("https://slow.example/feed")
+    assert len(calls) == 3 and len(t.sleeps) == 2
+
+
+def test_default_client_has_timeouts():
+    pc = PoliteClient()
+    assert pc.client.timeout.read == 30.0 and pc.client.timeout.connect == 10.0
