@@ -21,6 +21,11 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _tty() -> bool:
+    """Progress bars only on a terminal: cron logs get one greppable line per step."""
+    return sys.stderr.isatty()
+
+
 def config_option(fn):
     """--config on every command: default ./trustwatch.toml or $TRUSTWATCH_CONFIG."""
 
@@ -113,7 +118,7 @@ def tag(config_path):
     """
     from . import pipeline
 
-    pipeline.run(_config(config_path), log=_log, steps=("tag", "aggregate"))
+    pipeline.run(_config(config_path), log=_log, steps=("tag", "aggregate"), progress=_tty())
 
 
 @cli.command()
@@ -131,7 +136,7 @@ def run(config_path, sources):
     """
     from . import pipeline
 
-    report = pipeline.run(_config(config_path), list(sources) or None, log=_log)
+    report = pipeline.run(_config(config_path), list(sources) or None, log=_log, progress=_tty())
     sys.exit(1 if report.failed else 0)
 
 
@@ -257,7 +262,7 @@ def demo(no_serve, db_path, port):
     cfg = load_config(DEMO_DIR / "trustwatch.toml")
     cfg.database = db_path.resolve()
     os.environ.setdefault(cfg.salt_env, DEMO_SALT)
-    report = pipeline.run(cfg, log=_log)
+    report = pipeline.run(cfg, log=_log, progress=_tty())
     _log(f"demo: {cfg.database} ready ({report.new} new posts, {report.tagged} tagged)")
     if report.failed:
         sys.exit(1)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -171,18 +172,28 @@ def load_tagger(cfg: Config):
         raise ModelError(str(e))
 
 
-def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256) -> int:
+def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progress: bool = False) -> int:
     """Tag every post not yet tagged by the current model for its current text and
-    watchlist. Returns how many posts were tagged."""
+    watchlist. Returns how many posts were tagged. ``progress``: a progress bar on
+    stderr (for terminals; cron gets only the summary line)."""
     storage.sync_entities(db, cfg.watch)
     tagger = tagger or load_tagger(cfg)
     storage.register_model(db, tagger.describe())
     wl = storage.watchlist_hash(cfg.watch)
     done = 0
-    for rows in storage.posts_to_tag(db, tagger.model_id, wl, batch=batch):
-        tags = tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])
-        storage.save_tags(db, tagger.model_id, wl, rows, tags)
-        done += len(rows)
+    bar = None
+    if progress:
+        import click
+
+        bar = click.progressbar(length=storage.count_to_tag(db, tagger.model_id, wl), label="tagging",
+                                file=sys.stderr, show_pos=True)
+    with bar if bar is not None else contextlib.nullcontext():
+        for rows in storage.posts_to_tag(db, tagger.model_id, wl, batch=batch):
+            tags = tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])
+            storage.save_tags(db, tagger.model_id, wl, rows, tags)
+            done += len(rows)
+            if bar is not None:
+                bar.update(len(rows))
     log(f"tag: {done} posts tagged with {tagger.model_id}")
     return done
 
@@ -206,7 +217,7 @@ STEPS = ("collect", "tag", "aggregate")
 
 
 def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=None,
-        steps: tuple[str, ...] = STEPS) -> RunReport:
+        steps: tuple[str, ...] = STEPS, progress: bool = False) -> RunReport:
     """The given steps (collect + tag + aggregate by default) under the run lock,
     recorded in ``runs``."""
     with run_lock(cfg.database):
@@ -222,7 +233,7 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
                 report = collect(cfg, db, names, log=log)
             if "tag" in steps:
                 tagger = tagger or load_tagger(cfg)
-                report.tagged = tag(cfg, db, log=log, tagger=tagger)
+                report.tagged = tag(cfg, db, log=log, tagger=tagger, progress=progress)
             if "aggregate" in steps:
                 aggregate(db, tagger.model_id if tagger else None, log=log)
             status = "partial" if report.failed else "ok"

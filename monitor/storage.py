@@ -291,6 +291,13 @@ order by p.rowid limit :batch"""
         yield rows
 
 
+def count_to_tag(db: sqlite_utils.Database, model: str, wl_hash: str) -> int:
+    return db.execute(
+        """select count(*) from posts p left join post_tags t on t.post_id = p.id and t.model = ?
+           where t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != ?""",
+        [model, wl_hash]).fetchone()[0]
+
+
 def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
     """Store one batch of tags, replacing this model's earlier tags for these posts."""
     stamp = now()

@@ -134,3 +134,14 @@ def test_lock_blocks_a_second_run_and_dies_with_its_process(tmp_path):
     holder.join()
     with pipeline.run_lock(db):
         pass
+
+
+def test_progress_bar_counts_what_is_tagged(dump_config, tiny_tagger, capsys):
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger, steps=("collect",))
+    db = storage.open_db(cfg.database)
+    wl = storage.watchlist_hash(cfg.watch)
+    assert storage.count_to_tag(db, tiny_tagger.model_id, wl) == 5
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger, steps=("tag",), progress=True)
+    assert "tagging" in capsys.readouterr().err  # click draws the bar itself only on a terminal
+    assert storage.count_to_tag(db, tiny_tagger.model_id, wl) == 0
