@@ -10,10 +10,11 @@ from .discourse import DiscourseCollector
 from .feed import FeedCollector
 from .http import PoliteClient
 from .mastodon import MastodonCollector
+from .reddit import RedditCollector, make_reddit
 from .reddit_dump import RedditDumpCollector
 
 __all__ = ["BadItem", "Collector", "DiscordCollector", "DiscourseCollector", "FeedCollector", "MastodonCollector", "Post", "PoliteClient", "SourceFailed",
-           "RedditDumpCollector", "build"]
+           "RedditCollector", "RedditDumpCollector", "build"]
 
 
 def build(source, http: PoliteClient | None = None) -> Collector:
@@ -23,6 +24,11 @@ def build(source, http: PoliteClient | None = None) -> Collector:
         return DiscourseCollector(source.name, o["base_url"], http or PoliteClient(),
                                   categories=o.get("categories"), query=o.get("query"),
                                   max_pages=o.get("max_pages", 10))
+    if source.type == "reddit":
+        http = http or PoliteClient()
+        return RedditCollector(source.name, make_reddit(o.get("praw_site"), http.client.headers["User-Agent"]),
+                               o["subreddits"], query=o.get("query"), comments=o.get("comments", True),
+                               replace_more=o.get("replace_more", 8))
     if source.type == "discord":
         return DiscordCollector(source.name, http or PoliteClient(), channels=o.get("channels"),
                                 guild=o.get("guild"), token_env=o.get("token_env", "DISCORD_BOT_TOKEN"),

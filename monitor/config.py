@@ -27,6 +27,7 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
         {"subreddits", "since", "until", "keywords", "consent"},
     ),
     "feed": ({"url"}, {"consent"}),
+    "reddit": ({"subreddits"}, {"query", "comments", "replace_more", "praw_site", "consent"}),
     "discourse": ({"base_url"}, {"categories", "query", "max_pages", "consent"}),
     "mastodon": ({"base_url", "hashtags"}, {"max_pages", "consent"}),
     "discord": (set(), {"channels", "guild", "token_env", "api_base", "max_pages", "consent"}),
@@ -202,6 +203,15 @@ def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
         if key not in item:
             raise ConfigError(f"{w}.{key}: missing (required for type {stype!r})")
     opts = {k: v for k, v in item.items() if k not in COMMON_SOURCE_FIELDS}
+    if stype == "reddit":
+        opts["subreddits"] = _str_list(opts["subreddits"], f"{w}.subreddits")
+        if not opts["subreddits"]:
+            raise ConfigError(f"{w}.subreddits: name at least one subreddit")
+        for key, kind, what in (("query", str, "a search string"), ("comments", bool, "true or false"),
+                                ("replace_more", int, "how many 'more comments' links to expand"),
+                                ("praw_site", str, "a praw.ini section name")):
+            if key in opts:
+                _expect(opts[key], kind, f"{w}.{key}", what)
     if stype == "discord":
         if ("channels" in opts) == ("guild" in opts):
             raise ConfigError(f"{w}: give either channels = [\"<channel id>\", ...] or guild = \"<server id>\"")

@@ -104,23 +104,25 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     report = RunReport()
     http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
     for src in chosen:
-        collector = collectors.build(src, http)
         state = storage.load_state(db, src.name)
         counts = {"new": 0, "updated": 0}
+        collector = None
         try:
+            collector = collectors.build(src, http)
             _store(db, collector, pseudo, counts, state)
         except SourceFailed as e:
             report.errors[src.name] = str(e)
             log(f"collect {src.name}: FAILED: {e}")
         else:
             storage.save_state(db, src.name, src.type, state)
-        counts.update(collector.counts)
+        extra = collector.counts if collector else {}
+        counts.update(extra)
         report.sources[src.name] = counts
         report.new += counts["new"]
         report.updated += counts["updated"]
-        details = ", ".join(f"{v} {k}" for k, v in sorted(collector.counts.items()))
+        details = ", ".join(f"{v} {k}" for k, v in sorted(extra.items()))
         log(f"collect {src.name}: {counts['new']} new, {counts['updated']} updated" + (f" ({details})" if details else ""))
-        for note in collector.notes:
+        for note in collector.notes if collector else []:
             log(f"collect {src.name}: note: {note}")
     return report
 
@@ -132,13 +134,13 @@ def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     report = RunReport()
     http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
     for src in chosen:
-        collector = collectors.build(src, http)
         counts = {"checked": 0, "removed": 0, "edited": 0}
         report.sources[src.name] = counts
-        if not collector.can_recheck:
-            log(f"recheck {src.name}: {src.type} sources cannot be re-fetched; skipped")
-            continue
         try:
+            collector = collectors.build(src, http)
+            if not collector.can_recheck:
+                log(f"recheck {src.name}: {src.type} sources cannot be re-fetched; skipped")
+                continue
             for refs in storage.stored_refs(db, src.name):
                 gone, texts = [], {}
                 counts["checked"] += len(refs)

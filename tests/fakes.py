@@ -58,12 +58,12 @@ class FakeForum:
 
 
 @contextlib.contextmanager
-def loopback_server(handle):
+def loopback_server(handle, methods=("GET",)):
     """A real HTTP server on 127.0.0.1 for the duration of a test. ``handle(request)``
     gets the BaseHTTPRequestHandler and returns (status, body bytes, headers)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
+        def _respond(self):
             status, body, headers = handle(self)
             self.send_response(status)
             for k, v in headers.items():
@@ -77,6 +77,8 @@ def loopback_server(handle):
         def log_message(self, *args):
             pass
 
+    for method in methods:
+        setattr(Handler, f"do_{method}", Handler._respond)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -125,3 +125,12 @@ def test_mastodon_needs_hashtags(tmp_path):
         load_config(write(tmp_path, text))
     cfg = load_config(write(tmp_path, text.replace("hashtags = []", 'hashtags = ["ALS"]\nmax_pages = 3')))
     assert cfg.source("m").options["max_pages"] == 3
+
+
+def test_reddit_source_fields(tmp_path):
+    text = GOOD + '\n[[source]]\nname = "r"\ntype = "reddit"\nsubreddits = ["ALS"]\nquery = "trial OR study"\ncomments = true\n'
+    assert load_config(write(tmp_path, text)).source("r").options["query"] == "trial OR study"
+    with pytest.raises(ConfigError, match=r"source\[1\]\.comments: expected true or false"):
+        load_config(write(tmp_path, text.replace("comments = true", 'comments = "yes"')))
+    with pytest.raises(ConfigError, match=r"source\[1\]\.subreddits: name at least one subreddit"):
+        load_config(write(tmp_path, text.replace('subreddits = ["ALS"]', "subreddits = []")))
