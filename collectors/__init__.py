@@ -47,5 +47,6 @@ def build(source, http: PoliteClient | None = None) -> Collector:
             since=o.get("since"),
             until=o.get("until"),
             keywords=o.get("keywords"),
+            reddit_factory=lambda: make_reddit(o.get("praw_site"), (http or PoliteClient()).client.headers["User-Agent"]),
         )
     raise ValueError(f"no collector for source type {source.type!r}")

@@ -107,13 +107,19 @@ class RedditCollector(Collector):
     can_recheck = True
 
     def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
-        """reddit.info() in batches of 100: items gone from Reddit, or whose text is now
-        [deleted] / [removed], are removed; edited text is returned."""
-        import prawcore
+        return recheck_fullnames(self.reddit, refs)
 
-        by_name = {ref: post_id for post_id, ref in refs}
+
+def recheck_fullnames(reddit, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+    """reddit.info() for (post id, fullname) pairs, at most 100 per request: items gone
+    from Reddit, or whose text is now [deleted] / [removed], are removed (None); others
+    give their current text."""
+    import prawcore
+
+    for b in range(0, len(refs), 100):
+        by_name = {ref: post_id for post_id, ref in refs[b : b + 100]}
         try:
-            things = {t.fullname: t for t in self.reddit.info(fullnames=list(by_name))}
+            things = {t.fullname: t for t in reddit.info(fullnames=list(by_name))}
         except prawcore.exceptions.PrawcoreException as e:
             raise SourceFailed(f"reddit info: {type(e).__name__}: {e}")
         for name, post_id in by_name.items():

@@ -31,8 +31,10 @@ class RedditDumpCollector(Collector):
         since=None,
         until=None,
         keywords: list[str] | None = None,
+        reddit_factory=None,
     ):
         super().__init__(name)
+        self.reddit_factory = reddit_factory  # praw.Reddit for recheck, made only when needed
         self.path = Path(path)
         self.subreddits = {s.lower().removeprefix("r/") for s in subreddits or []}
         self.since = since.timestamp() if since else None
@@ -152,7 +154,18 @@ class RedditDumpCollector(Collector):
             text=text,
             parent_id=parent_id,
             thread_id=thread_id,
+            source_ref=fullname,
         )
+
+    @property
+    def can_recheck(self) -> bool:
+        return self.reddit_factory is not None
+
+    def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
+        """Archived posts are asked about on Reddit itself (praw), 100 at a time."""
+        from .reddit import recheck_fullnames
+
+        return recheck_fullnames(self.reddit_factory(), refs)
 
 
 def _zst_lines(fh, path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:

@@ -24,7 +24,7 @@ CONFIG_ENV = "TRUSTWATCH_CONFIG"
 SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "reddit-dump": (
         {"path"},
-        {"subreddits", "since", "until", "keywords", "consent"},
+        {"subreddits", "since", "until", "keywords", "praw_site", "consent"},
     ),
     "feed": ({"url"}, {"consent"}),
     "reddit": ({"subreddits"}, {"query", "comments", "replace_more", "praw_site", "consent"}),

@@ -69,8 +69,9 @@ def test_recheck_removes_deleted_everywhere_and_updates_edits(tmp_path, tiny_enc
     assert [r[0] for r in db.execute("select entity_id from mentions where post_id = ?", [edited["id"]])] == ["calloway"]
 
 
-def test_recheck_skips_sources_that_cannot_be_refetched(dump_config, tiny_tagger):
+def test_recheck_of_archived_reddit_posts_needs_reddit_access(dump_config, tiny_tagger, monkeypatch):
+    monkeypatch.delenv("praw_client_id", raising=False)
     cfg = load_config(dump_config)
-    lines = []
-    pipeline.run(cfg, log=lines.append, tagger=tiny_tagger, steps=("recheck",))
-    assert "reddit-dump sources cannot be re-fetched; skipped" in lines[0]
+    pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger, steps=("recheck",))
+    assert "praw configuration incomplete" in report.errors["fixture-dump"]  # loud, not skipped

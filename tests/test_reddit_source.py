@@ -163,3 +163,27 @@ def test_missing_praw_credentials_fail_only_that_source(tmp_path, tiny_encoder_d
     monkeypatch.delenv("praw_client_id")
     report = pipeline.run(config(tmp_path, tiny_encoder_dir, tiny_heads_path), log=lambda m: None, tagger=tiny_tagger)
     assert "praw configuration incomplete" in report.errors["als-reddit"]
+
+
+def test_archived_dump_posts_are_rechecked_on_reddit(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, reddit_server, tiny_tagger):
+    import shutil
+
+    from conftest import FIXTURES
+
+    fake = reddit_server
+    fake.subs = [dict(sub_data(0, T0), id="fx0001", name="t3_fx0001", selftext="still the same")]
+    shutil.copy(FIXTURES / "dump.ndjson", tmp_path / "dump.ndjson")
+    cfg = load_config(write_config(tmp_path, tiny_encoder_dir, tiny_heads_path, sources="""
+        [[source]]
+        name = "archive"
+        type = "reddit-dump"
+        path = "dump.ndjson"
+        praw_site = "trustwatch-test"
+        """))
+    pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
+    report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger, steps=("recheck", "tag", "aggregate"))
+    assert not report.failed, report.errors
+    assert report.sources["archive"] == {"checked": 5, "removed": 2, "edited": 3}
+    db = storage.open_db(cfg.database)
+    assert sorted(r[0] for r in db.execute("select id from posts")) == [
+        "reddit:t1_fx0c01", "reddit:t1_fx0c02", "reddit:t3_fx0001"]
