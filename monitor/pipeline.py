@@ -65,8 +65,10 @@ def run_lock(db_path: Path) -> Iterator[None]:
         fh.close()
 
 
-def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict) -> None:
-    batch = []
+def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, progress: bool = False) -> None:
+    """Pseudonymise, mask and store what a collector fetches, in batches. ``progress``:
+    a running count on stderr (terminals only)."""
+    batch: list = []
 
     def flush():
         new, updated = storage.save_posts(db, batch)
@@ -74,28 +76,36 @@ def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict) -> N
         counts["updated"] += updated
         batch.clear()
 
-    for raw in collector.fetch(state):
-        try:
-            post = collector.to_post(raw)
-        except BadItem:
-            collector.counts["bad_items"] += 1
-            continue
-        if post is None:
-            continue
-        batch.append(
-            dataclasses.replace(
-                post,
-                author=pseudo.author(post.author),
-                title=mask_contacts(post.title),
-                text=mask_contacts(post.text),
+    if progress:
+        import click
+
+        bar = click.progressbar(collector.fetch(state), label=f"collect {collector.name}",
+                                file=sys.stderr, show_pos=True)
+    else:
+        bar = contextlib.nullcontext(collector.fetch(state))
+    with bar as items:
+        for raw in items:
+            try:
+                post = collector.to_post(raw)
+            except BadItem:
+                collector.counts["bad_items"] += 1
+                continue
+            if post is None:
+                continue
+            batch.append(
+                dataclasses.replace(
+                    post,
+                    author=pseudo.author(post.author),
+                    title=mask_contacts(post.title),
+                    text=mask_contacts(post.text),
+                )
             )
-        )
-        if len(batch) >= BATCH:
-            flush()
+            if len(batch) >= BATCH:
+                flush()
     flush()
 
 
-def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -> RunReport:
+def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print, progress: bool = False) -> RunReport:
     """Run the named sources (all by default). One failing source never stops the others."""
     pseudo = Pseudonymizer.from_env(cfg.salt_env, cfg.path)
     chosen = [cfg.source(n) for n in names] if names else cfg.sources
@@ -109,7 +119,7 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
         collector = None
         try:
             collector = collectors.build(src, http)
-            _store(db, collector, pseudo, counts, state)
+            _store(db, collector, pseudo, counts, state, progress)
         except SourceFailed as e:
             report.errors[src.name] = str(e)
             log(f"collect {src.name}: FAILED: {e}")
@@ -232,7 +242,7 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
             if "recheck" in steps:
                 report = recheck(cfg, db, names, log=log)
             if "collect" in steps:
-                report = collect(cfg, db, names, log=log)
+                report = collect(cfg, db, names, log=log, progress=progress)
             if "tag" in steps:
                 tagger = tagger or load_tagger(cfg)
                 report.tagged = tag(cfg, db, log=log, tagger=tagger, progress=progress)

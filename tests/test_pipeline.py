@@ -138,7 +138,8 @@ def test_lock_blocks_a_second_run_and_dies_with_its_process(tmp_path):
 
 def test_progress_bar_counts_what_is_tagged(dump_config, tiny_tagger, capsys):
     cfg = load_config(dump_config)
-    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger, steps=("collect",))
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger, steps=("collect",), progress=True)
+    assert "collect fixture-dump" in capsys.readouterr().err
     db = storage.open_db(cfg.database)
     wl = storage.watchlist_hash(cfg.watch)
     assert storage.count_to_tag(db, tiny_tagger.model_id, wl) == 5
