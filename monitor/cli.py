@@ -270,5 +270,108 @@ def demo(no_serve, db_path, port):
         serving.serve(cfg.database, host="127.0.0.1", port=port)
 
 
+@cli.group()
+def watch():
+    """The watchlist: add trials from the registry, list, remove.
+
+    Entities added here go to the watchlist file ([watchlist] file, default
+    watchlist.toml beside the config), read together with the config's [[watch]] tables.
+
+    Example:
+
+        trustwatch watch add-trial NCT01234567 && trustwatch watch list
+    """
+
+
+@watch.command("add-trial")
+@config_option
+@click.argument("nct_ids", nargs=-1, required=True, metavar="NCT...")
+@reports_errors
+def watch_add_trial(config_path, nct_ids):
+    """Add trials from ClinicalTrials.gov: the trial, its sponsor and collaborators,
+    its sites (partnered with the advocacy groups among them) and its conditions.
+
+    Example:
+
+        trustwatch watch add-trial NCT01234567 NCT07654321
+    """
+    import httpx
+
+    from . import registry
+    from .errors import InputError
+
+    cfg = _config(config_path)
+    bad = [n for n in nct_ids if not registry.NCT.match(n.upper())]
+    if bad:
+        raise InputError(f"{bad[0]}: not a registry id like NCT01234567")
+    with httpx.Client(timeout=30, follow_redirects=True,
+                      headers={"User-Agent": "trustwatch (+https://github.com/trustwatch/trustwatch)"}) as client:
+        studies = [registry.fetch_study(client, cfg.registry_url, n.upper()) for n in nct_ids]
+    merged, added = cfg.watch, []
+    for study in studies:
+        merged, new_ids = registry.merge(merged, registry.study_entities(study))
+        added += new_ids
+    registry.write_watchlist(cfg.watchlist_file, [e for e in merged if e.id not in cfg.inline_ids])
+    from .config import load_config
+
+    load_config(cfg.path)  # the result must load; it always should
+    click.echo(f"Added {len(added)} entities to {cfg.watchlist_file}: {', '.join(added) or 'none (all already watched)'}")
+
+
+@watch.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of the [[watch]] objects")
+@reports_errors
+def watch_list(config_path, as_json):
+    """Show the watchlist.
+
+    Example:
+
+        trustwatch watch list --json
+    """
+    cfg = _config(config_path)
+    rows = [{"id": e.id, "kind": e.kind, "name": e.name, "aliases": list(e.aliases), "partners": list(e.partners)}
+            for e in cfg.watch]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    widths = {k: max([len(k)] + [len(", ".join(r[k]) if isinstance(r[k], list) else r[k]) for r in rows])
+              for k in ("id", "kind", "name")}
+    click.echo("  ".join(k.ljust(widths[k]) for k in ("id", "kind", "name")) + "  aliases / partners")
+    for r in rows:
+        extra = ", ".join(r["aliases"]) + (f"  (partners: {', '.join(r['partners'])})" if r["partners"] else "")
+        click.echo("  ".join(r[k].ljust(widths[k]) for k in ("id", "kind", "name")) + "  " + extra)
+
+
+@watch.command("remove")
+@config_option
+@click.argument("entity_id")
+@reports_errors
+def watch_remove(config_path, entity_id):
+    """Remove an entity from the watchlist file (and from partner lists).
+
+    Example:
+
+        trustwatch watch remove pinecrest
+    """
+    from dataclasses import replace
+
+    from . import registry
+    from .errors import InputError
+
+    cfg = _config(config_path)
+    if entity_id in cfg.inline_ids:
+        raise InputError(f"{entity_id}: defined in {cfg.path}; remove its [[watch]] table there")
+    if entity_id not in {e.id for e in cfg.watch}:
+        raise InputError(f"{entity_id}: not on the watchlist (see `trustwatch watch list`)")
+    for e in cfg.watch:
+        if e.id in cfg.inline_ids and entity_id in e.partners:
+            raise InputError(f"{entity_id}: a partner of {e.id} in {cfg.path}; remove it from there first")
+    kept = [replace(e, partners=tuple(p for p in e.partners if p != entity_id))
+            for e in cfg.watch if e.id != entity_id and e.id not in cfg.inline_ids]
+    registry.write_watchlist(cfg.watchlist_file, kept)
+    click.echo(f"Removed {entity_id} from {cfg.watchlist_file}")
+
+
 def main():
     cli(prog_name="trustwatch")

@@ -18,6 +18,7 @@ from models.mentions import ENTITY_KINDS, Entity
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "trustwatch.toml"
+DEFAULT_REGISTRY = "https://clinicaltrials.gov/api/v2"
 CONFIG_ENV = "TRUSTWATCH_CONFIG"
 
 # Source types and the fields each accepts: name -> (required, optional).
@@ -71,6 +72,9 @@ class Config:
     collect: CollectConfig = field(default_factory=CollectConfig)
     watch: list[Entity] = field(default_factory=list)
     sources: list[SourceConfig] = field(default_factory=list)
+    registry_url: str = "https://clinicaltrials.gov/api/v2"
+    watchlist_file: Path | None = None  # where `trustwatch watch` writes
+    inline_ids: set[str] = field(default_factory=set)  # [[watch]] tables in the config itself
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -124,7 +128,7 @@ def _unknown_keys(table: dict, allowed: set[str], where: str) -> None:
         )
 
 
-def parse_watch(items: Any, where: str) -> list[Entity]:
+def parse_watch(items: Any, where: str, check_partners: bool = True) -> list[Entity]:
     """Validate a list of ``[[watch]]`` tables (from TOML or JSON) into entities."""
     _expect(items, list, where, "a list of [[watch]] tables")
     entities: list[Entity] = []
@@ -161,14 +165,20 @@ def parse_watch(items: Any, where: str) -> list[Entity]:
                 context=str(item.get("context", "")),
             )
         )
-    for e, item in zip(entities, items):
-        for j, p in enumerate(e.partners):
-            if p not in seen:
-                raise ConfigError(f"{seen[e.id]}.partners[{j}]: no watched entity has id {p!r}")
+    if check_partners:
+        check_partner_ids(entities, where)
     return entities
 
 
-def load_watchlist(path: Path) -> list[Entity]:
+def check_partner_ids(entities: list[Entity], where: str, known: set[str] | None = None) -> None:
+    ids = known if known is not None else {e.id for e in entities}
+    for i, e in enumerate(entities):
+        for j, p in enumerate(e.partners):
+            if p not in ids:
+                raise ConfigError(f"{where}[{i}].partners[{j}]: no watched entity has id {p!r}")
+
+
+def load_watchlist(path: Path, check_partners: bool = True) -> list[Entity]:
     """A watchlist file: TOML with ``[[watch]]`` tables, or a JSON list of the same objects."""
     path = Path(path)
     if path.suffix.lower() == ".json":
@@ -178,11 +188,13 @@ def load_watchlist(path: Path) -> list[Entity]:
             raise ConfigError(f"{path}: file not found")
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path}: invalid JSON: {e}")
-        return parse_watch(data, str(path))
+        return parse_watch(data, str(path), check_partners)
     data = _read_toml(path)
     if "watch" not in data:
+        if not data:
+            return []
         raise ConfigError(f"{path}: no [[watch]] tables found")
-    return parse_watch(data["watch"], f"{path}: watch")
+    return parse_watch(data["watch"], f"{path}: watch", check_partners)
 
 
 def _parse_source(item: Any, w: str, base_dir: Path) -> SourceConfig:
@@ -272,7 +284,7 @@ def load_config(path: Path | str | None = None) -> Config:
     path = Path(path) if path else default_config_path()
     data = _read_toml(path)
     where = str(path)
-    _unknown_keys(data, {"database", "privacy", "model", "collect", "watch", "source"}, where)
+    _unknown_keys(data, {"database", "privacy", "model", "collect", "registry", "watchlist", "watch", "source"}, where)
     base_dir = path.resolve().parent
 
     db = data.get("database", {})
@@ -321,7 +333,29 @@ def load_config(path: Path | str | None = None) -> Config:
         if collect.min_interval < 0:
             raise ConfigError(f"{where}: collect.min_interval: must not be negative")
 
-    watch = parse_watch(data.get("watch", []), f"{where}: watch")
+    reg = data.get("registry", {})
+    _expect(reg, dict, f"{where}: registry", "a [registry] table")
+    _unknown_keys(reg, {"base_url"}, f"{where}: registry")
+    registry_url = _expect(reg.get("base_url", DEFAULT_REGISTRY), str, f"{where}: registry.base_url", "an http(s) URL")
+    if not registry_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: registry.base_url: {registry_url!r} is not an http(s) URL")
+
+    wl = data.get("watchlist", {})
+    _expect(wl, dict, f"{where}: watchlist", "a [watchlist] table")
+    _unknown_keys(wl, {"file"}, f"{where}: watchlist")
+    wl_file = Path(_expect(wl.get("file", "watchlist.toml"), str, f"{where}: watchlist.file", "a path"))
+    wl_file = wl_file if wl_file.is_absolute() else base_dir / wl_file
+
+    inline = parse_watch(data.get("watch", []), f"{where}: watch", check_partners=False)
+    filed = load_watchlist(wl_file, check_partners=False) if wl_file.exists() else []
+    inline_ids = {e.id for e in inline}
+    for e in filed:
+        if e.id in inline_ids:
+            raise ConfigError(f"{wl_file}: watch id {e.id!r} is also defined in {path}")
+    watch = inline + filed
+    all_ids = {e.id for e in watch}
+    check_partner_ids(inline, f"{where}: watch", all_ids)
+    check_partner_ids(filed, f"{wl_file}: watch", all_ids)
 
     raw_sources = data.get("source", [])
     _expect(raw_sources, list, f"{where}: source", "a list of [[source]] tables")
@@ -335,4 +369,5 @@ def load_config(path: Path | str | None = None) -> Config:
         sources.append(s)
 
     return Config(path=path, database=db_path, salt_env=salt_env, model=model, collect=collect,
-                  watch=watch, sources=sources)
+                  watch=watch, sources=sources, registry_url=registry_url.rstrip("/"),
+                  watchlist_file=wl_file, inline_ids=inline_ids)

@@ -1,0 +1,158 @@
+"""The watchlist from the trial registry: ClinicalTrials.gov API v2 studies -> entities.
+
+``add_trials`` fetches every NCT id first (nothing is written if any fails), turns each
+study into its trial, sponsor/collaborators, sites and conditions, merges them into the
+watchlist without duplicating an entity already watched under another alias, and writes
+the watchlist file atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from models.mentions import Entity
+
+from .errors import InputError
+
+NCT = re.compile(r"^NCT\d{8}$")
+GROUP_WORDS = re.compile(r"\b(foundation|alliance|association|society|coalition|network|council|"
+                         r"federation|advocates?|patients?|league|trust|charity|fund)\b", re.IGNORECASE)
+LEGAL = re.compile(r",?\s*\b(inc|llc|ltd|plc|gmbh|ag|corp|corporation|co|s\.?a|b\.?v)\b\.?$", re.IGNORECASE)
+GENERIC_TAIL = re.compile(r"\s+(clinical research (institute|center|centre|unit)|research (institute|center|centre|site|clinic)|"
+                          r"medical (center|centre)|clinical trials? (center|centre|unit)|trials unit|"
+                          r"(university )?hospital|health system|cancer (center|centre)|clinic)$", re.IGNORECASE)
+UNIVERSITY_OF = re.compile(r"^(the )?university of ", re.IGNORECASE)
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:60] or "entity"
+
+
+def short_forms(name: str) -> list[str]:
+    """What people type for an organisation: no legal suffix, no generic tail such as
+    'Research Center', no 'University of', and its acronym."""
+    out: list[str] = []
+    base = LEGAL.sub("", name).strip(" ,")
+    core = GENERIC_TAIL.sub("", base)
+    for form in (base, core, UNIVERSITY_OF.sub("", base), UNIVERSITY_OF.sub("", core)):
+        form = form.strip(" ,")
+        if form and form.lower() != name.lower() and len(form) >= 3 and form not in out:
+            out.append(form)
+    words = [w for w in re.findall(r"[A-Za-z]+", base) if w[0].isupper() and w.lower() not in {"of", "the", "and", "for"}]
+    if len(words) >= 3:
+        acronym = "".join(w[0] for w in words).upper()
+        if acronym not in out:
+            out.append(acronym)
+    return out
+
+
+def fetch_study(client: httpx.Client, base_url: str, nct: str) -> dict:
+    url = f"{base_url}/studies/{nct}"
+    try:
+        r = client.get(url, params={"format": "json"})
+    except httpx.HTTPError as e:
+        raise InputError(f"{nct}: cannot reach the trial registry at {base_url} ({type(e).__name__})")
+    if r.status_code == 404:
+        raise InputError(f"{nct}: no such study in the registry")
+    if r.status_code != 200:
+        raise InputError(f"{nct}: the registry answered HTTP {r.status_code}")
+    try:
+        data = r.json()
+        data["protocolSection"]["identificationModule"]["nctId"]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{nct}: the registry's answer is not a study record")
+    return data
+
+
+def study_entities(study: dict) -> list[Entity]:
+    """Trial, lead sponsor and collaborators, sites (partnered with the groups), conditions."""
+    ps = study["protocolSection"]
+    ident = ps["identificationModule"]
+    nct = ident["nctId"]
+    acronym = ident.get("acronym")
+    brief, official = ident.get("briefTitle"), ident.get("officialTitle")
+    trial_name = acronym or brief or nct
+    trial = Entity(id=slug(acronym) if acronym else nct.lower(), kind="trial", name=trial_name,
+                   aliases=tuple(a for a in (nct, brief, official) if a and a != trial_name))
+    orgs = []
+    sc = ps.get("sponsorCollaboratorsModule", {})
+    for org in [sc.get("leadSponsor")] + list(sc.get("collaborators") or []):
+        if not org or not org.get("name"):
+            continue
+        name = org["name"].strip()
+        is_group = org.get("class") != "INDUSTRY" and bool(GROUP_WORDS.search(name))
+        orgs.append(Entity(id=slug(LEGAL.sub("", name)), kind="group" if is_group else "sponsor", name=name,
+                           aliases=tuple(short_forms(name))))
+    groups = tuple(o.id for o in orgs if o.kind == "group")
+    sites = []
+    for loc in (ps.get("contactsLocationsModule") or {}).get("locations") or []:
+        facility = (loc.get("facility") or "").strip()
+        if not facility:
+            continue
+        context = ", ".join(x for x in (loc.get("city"), loc.get("state"), loc.get("country")) if x)
+        sites.append(Entity(id=slug(LEGAL.sub("", facility)), kind="site", name=facility,
+                            aliases=tuple(short_forms(facility)), partners=groups, context=context))
+    conditions = [Entity(id=slug(c), kind="condition", name=c.strip(), aliases=tuple(short_forms(c.strip())))
+                  for c in (ps.get("conditionsModule") or {}).get("conditions") or [] if c.strip()]
+    return [trial, *orgs, *sites, *conditions]
+
+
+def _names(e: Entity) -> set[str]:
+    return {s.lower() for s in (e.name, *e.aliases)}
+
+
+def merge(existing: list[Entity], new: list[Entity]) -> tuple[list[Entity], list[str]]:
+    """Add new entities; one already watched (same id, or a shared name or alias of the
+    same kind) gains the new aliases and partners instead. Returns (watchlist, ids added)."""
+    out = list(existing)
+    added: list[str] = []
+    renamed: dict[str, str] = {}
+    for e in new:
+        same = next((i for i, x in enumerate(out) if x.kind == e.kind and (x.id == e.id or _names(x) & _names(e))), None)
+        if same is None:
+            ident, n = e.id, 2
+            while any(x.id == ident for x in out):
+                ident, n = f"{e.id}-{n}", n + 1
+            renamed[e.id] = ident
+            out.append(replace(e, id=ident))
+            added.append(ident)
+        else:
+            x = out[same]
+            renamed[e.id] = x.id
+            aliases = tuple(dict.fromkeys((*x.aliases, *(a for a in (e.name, *e.aliases) if a.lower() not in _names(x)))))
+            out[same] = replace(x, aliases=aliases, partners=tuple(dict.fromkeys((*x.partners, *e.partners))))
+    # partners point at the ids the groups ended up with
+    return [replace(x, partners=tuple(dict.fromkeys(renamed.get(p, p) for p in x.partners))) for x in out], added
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def to_toml(entities: list[Entity]) -> str:
+    lines = ["# trustwatch watchlist, written by `trustwatch watch`; edit freely (kinds, aliases, partners).", ""]
+    for e in entities:
+        lines += ["[[watch]]", f"id = {_toml_str(e.id)}", f"kind = {_toml_str(e.kind)}", f"name = {_toml_str(e.name)}"]
+        if e.aliases:
+            lines.append(f"aliases = [{', '.join(_toml_str(a) for a in e.aliases)}]")
+        if e.partners:
+            lines.append(f"partners = [{', '.join(_toml_str(p) for p in e.partners)}]")
+        if e.context:
+            lines.append(f"context = {_toml_str(e.context)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_watchlist(path: Path, entities: list[Entity]) -> None:
+    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".watchlist-", suffix=".toml")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(to_toml(entities))
+    os.replace(tmp, path)

@@ -1,0 +1,112 @@
+"""`trustwatch watch`: from an NCT id to a watchlist, against a loopback server serving
+documents shaped like ClinicalTrials.gov API v2 study records (fictional studies)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fakes import loopback_server
+from monitor.cli import cli
+from monitor.config import load_config
+from monitor.registry import short_forms
+
+STUDY = {
+    "protocolSection": {
+        "identificationModule": {"nctId": "NCT09912345", "acronym": "CALM-ALS",
+                                 "briefTitle": "CT-201 in Early ALS",
+                                 "officialTitle": "A Phase 2 Study of CT-201 in Early Amyotrophic Lateral Sclerosis"},
+        "sponsorCollaboratorsModule": {
+            "leadSponsor": {"name": "Calloway Therapeutics, Inc.", "class": "INDUSTRY"},
+            "collaborators": [{"name": "ALS Hope Alliance", "class": "OTHER"}]},
+        "conditionsModule": {"conditions": ["Amyotrophic Lateral Sclerosis"]},
+        "contactsLocationsModule": {"locations": [
+            {"facility": "Lakeshore Clinical Research Institute", "city": "Harbor City", "state": "Ohio", "country": "United States"},
+            {"facility": "University of Meridian Valley Hospital", "city": "Meridian", "country": "United States"}]},
+    }
+}
+
+
+@pytest.fixture
+def registry():
+    def handle(h):
+        if h.path.startswith("/api/v2/studies/NCT09912345"):
+            return 200, json.dumps(STUDY).encode(), {"Content-Type": "application/json"}
+        if h.path.startswith("/api/v2/studies/"):
+            return 404, b'{"message": "not found"}', {"Content-Type": "application/json"}
+        return 404, b"", {}
+
+    with loopback_server(handle) as base:
+        yield f"{base}/api/v2"
+
+
+def setup(tmp_path, registry, inline=""):
+    cfg = tmp_path / "trustwatch.toml"
+    cfg.write_text(f'[registry]\nbase_url = "{registry}"\n{inline}')
+    return cfg
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_add_trial_builds_the_watchlist(tmp_path, registry):
+    cfg = setup(tmp_path, registry)
+    r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert r.exit_code == 0, r.output
+    w = {e.id: e for e in load_config(cfg).watch}
+    assert w["calm-als"].kind == "trial" and "NCT09912345" in w["calm-als"].aliases
+    assert w["calloway-therapeutics"].kind == "sponsor" and "Calloway Therapeutics" in w["calloway-therapeutics"].aliases
+    assert w["als-hope-alliance"].kind == "group"
+    site = w["lakeshore-clinical-research-institute"]
+    assert site.kind == "site" and {"Lakeshore", "LCRI"} <= set(site.aliases)
+    assert site.partners == ("als-hope-alliance",) and site.context == "Harbor City, Ohio, United States"
+    assert "Meridian Valley" in w["university-of-meridian-valley-hospital"].aliases
+    assert w["amyotrophic-lateral-sclerosis"].kind == "condition" and "ALS" in w["amyotrophic-lateral-sclerosis"].aliases
+    listed = json.loads(run("watch", "list", "--config", str(cfg), "--json").output)
+    assert {"id", "kind", "name", "aliases", "partners"} == set(listed[0])
+    # again: nothing duplicated
+    again = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert "none (all already watched)" in again.output
+    assert len(load_config(cfg).watch) == len(w)
+
+
+def test_facility_already_watched_under_another_alias_is_not_duplicated(tmp_path, registry):
+    inline = '[[watch]]\nid = "lakeshore"\nkind = "site"\nname = "Lakeshore CRI"\naliases = ["Lakeshore"]\n'
+    cfg = setup(tmp_path, registry, inline)
+    assert run("watch", "add-trial", "--config", str(cfg), "NCT09912345").exit_code == 0
+    ids = [e.id for e in load_config(cfg).watch]
+    assert "lakeshore" in ids and "lakeshore-clinical-research-institute" not in ids
+
+
+def test_unknown_id_and_bad_id_write_nothing(tmp_path, registry):
+    cfg = setup(tmp_path, registry)
+    r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345", "NCT00000001")
+    assert r.exit_code == 2 and "NCT00000001: no such study" in r.output
+    assert not (tmp_path / "watchlist.toml").exists()
+    bad = run("watch", "add-trial", "--config", str(cfg), "12345")
+    assert bad.exit_code == 2 and "not a registry id" in bad.output
+
+
+def test_unreachable_registry_is_one_line(tmp_path):
+    cfg = setup(tmp_path, "http://127.0.0.1:9/api/v2")
+    r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert r.exit_code == 2 and "cannot reach the trial registry" in r.output and r.output.count("\n") == 1
+
+
+def test_remove(tmp_path, registry):
+    cfg = setup(tmp_path, registry)
+    run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert run("watch", "remove", "--config", str(cfg), "als-hope-alliance").exit_code == 0
+    w = {e.id: e for e in load_config(cfg).watch}
+    assert "als-hope-alliance" not in w and w["lakeshore-clinical-research-institute"].partners == ()
+    missing = run("watch", "remove", "--config", str(cfg), "nobody")
+    assert missing.exit_code == 2 and "not on the watchlist" in missing.output
+    table = run("watch", "list", "--config", str(cfg)).output
+    assert "lakeshore-clinical-research-institute" in table and "site" in table
+
+
+def test_short_forms():
+    assert short_forms("Pinecrest University Hospital") == ["Pinecrest", "PUH"]
+    assert "Meridian Valley" in short_forms("University of Meridian Valley")
+    assert "Calloway Therapeutics" in short_forms("Calloway Therapeutics, Inc.")
