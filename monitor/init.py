@@ -24,6 +24,12 @@ author_salt_env = "TRUSTWATCH_SALT"
 # batch_size = 16
 
 # ---- the watchlist: what posts are tagged about --------------------------
+# `trustwatch watch add-trial NCT...` adds a trial's sites, sponsors, groups and conditions
+# to watchlist.toml beside this file (read together with the [[watch]] tables below).
+# [watchlist]
+# file = "watchlist.toml"
+# [registry]
+# base_url = "https://clinicaltrials.gov/api/v2"
 # kind is one of: site, sponsor, group, trial, condition.
 # aliases: what people actually type. Short all-caps acronyms match only in capitals.
 [[watch]]
