@@ -68,6 +68,8 @@ class Config:
     path: Path
     database: Path
     salt_env: str = "TRUSTWATCH_SALT"
+    retain_days: int | None = None  # post text older than this is purged (aggregates stay)
+    opt_out: list[str] = field(default_factory=list)  # communities never collected, lower case
     model: ModelConfig = field(default_factory=ModelConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     watch: list[Entity] = field(default_factory=list)
@@ -296,11 +298,17 @@ def load_config(path: Path | str | None = None) -> Config:
 
     privacy = data.get("privacy", {})
     _expect(privacy, dict, f"{where}: privacy", "a [privacy] table")
-    _unknown_keys(privacy, {"author_salt_env"}, f"{where}: privacy")
+    _unknown_keys(privacy, {"author_salt_env", "retain_days", "opt_out"}, f"{where}: privacy")
     salt_env = _expect(
         privacy.get("author_salt_env", "TRUSTWATCH_SALT"), str,
         f"{where}: privacy.author_salt_env", "an environment variable name",
     )
+    retain_days = privacy.get("retain_days")
+    if retain_days is not None:
+        _expect(retain_days, int, f"{where}: privacy.retain_days", "a number of days")
+        if retain_days < 1:
+            raise ConfigError(f"{where}: privacy.retain_days: must be at least 1")
+    opt_out = [c.strip().lower() for c in _str_list(privacy.get("opt_out", []), f"{where}: privacy.opt_out")]
 
     m = data.get("model", {})
     _expect(m, dict, f"{where}: model", "a [model] table")
@@ -368,6 +376,7 @@ def load_config(path: Path | str | None = None) -> Config:
         names.add(s.name)
         sources.append(s)
 
-    return Config(path=path, database=db_path, salt_env=salt_env, model=model, collect=collect,
+    return Config(path=path, database=db_path, salt_env=salt_env, retain_days=retain_days, opt_out=opt_out,
+                  model=model, collect=collect,
                   watch=watch, sources=sources, registry_url=registry_url.rstrip("/"),
                   watchlist_file=wl_file, inline_ids=inline_ids)

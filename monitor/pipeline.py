@@ -65,13 +65,14 @@ def run_lock(db_path: Path) -> Iterator[None]:
         fh.close()
 
 
-def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, progress: bool = False) -> None:
+def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, progress: bool = False,
+           opt_out: frozenset[str] = frozenset(), keep_after: str | None = None) -> None:
     """Pseudonymise, mask and store what a collector fetches, in batches. ``progress``:
     a running count on stderr (terminals only)."""
     batch: list = []
 
     def flush():
-        new, updated = storage.save_posts(db, batch)
+        new, updated = storage.save_posts(db, batch, keep_after)
         counts["new"] += new
         counts["updated"] += updated
         batch.clear()
@@ -92,6 +93,9 @@ def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, prog
                 continue
             if post is None:
                 continue
+            if post.community.lower() in opt_out:
+                collector.counts["opted_out"] += 1
+                continue
             batch.append(
                 dataclasses.replace(
                     post,
@@ -103,6 +107,26 @@ def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, prog
             if len(batch) >= BATCH:
                 flush()
     flush()
+
+
+def retention_cutoff(cfg: Config) -> str | None:
+    if not cfg.retain_days:
+        return None
+    import datetime as dt
+
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=cfg.retain_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def enforce_privacy(cfg: Config, db, log: Log = print) -> None:
+    """Opted-out communities leave the database; text past retention is purged."""
+    gone = storage.purge_communities(db, cfg.opt_out)
+    if gone:
+        log(f"privacy: removed {gone} posts of opted-out communities")
+    cutoff = retention_cutoff(cfg)
+    if cutoff:
+        blanked = storage.purge_text_before(db, cutoff)
+        if blanked:
+            log(f"privacy: purged the text of {blanked} posts older than {cfg.retain_days} days")
 
 
 def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print, progress: bool = False) -> RunReport:
@@ -119,7 +143,7 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print, p
         collector = None
         try:
             collector = collectors.build(src, http)
-            _store(db, collector, pseudo, counts, state, progress)
+            _store(db, collector, pseudo, counts, state, progress, frozenset(cfg.opt_out), retention_cutoff(cfg))
         except SourceFailed as e:
             report.errors[src.name] = str(e)
             log(f"collect {src.name}: FAILED: {e}")
@@ -239,6 +263,7 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
         status = "failed"
         report = RunReport()
         try:
+            enforce_privacy(cfg, db, log=log)
             if "recheck" in steps:
                 report = recheck(cfg, db, names, log=log)
             if "collect" in steps:

@@ -135,8 +135,11 @@ def content_hash(title: str, text: str) -> str:
     return hashlib.sha256(f"{title}\x00{text}".encode("utf-8")).hexdigest()[:16]
 
 
-def save_posts(db: sqlite_utils.Database, posts: list) -> tuple[int, int]:
-    """Upsert posts; returns (new, updated). An unchanged post is not written at all."""
+def save_posts(db: sqlite_utils.Database, posts: list, keep_after: str | None = None) -> tuple[int, int]:
+    """Upsert posts; returns (new, updated). An unchanged post is not written at all;
+    posts created before ``keep_after`` (retention) are not stored."""
+    if keep_after:
+        posts = [p for p in posts if p.created_at >= keep_after]
     if not posts:
         return 0, 0
     rows = {}
@@ -178,6 +181,25 @@ def delete_posts(db: sqlite_utils.Database, ids: list[str]) -> int:
         db.execute(f"delete from post_tags where post_id in ({marks})", ids)
         n = db.execute(f"delete from posts where id in ({marks})", ids).rowcount
     return n
+
+
+def purge_communities(db: sqlite_utils.Database, communities: list[str]) -> int:
+    """Remove every post of communities that opted out (case-insensitive names)."""
+    if not communities:
+        return 0
+    marks = ",".join("?" * len(communities))
+    ids = [r[0] for r in db.execute(f"select id from posts where lower(community) in ({marks})", communities)]
+    return delete_posts(db, ids)
+
+
+def purge_text_before(db: sqlite_utils.Database, cutoff: str) -> int:
+    """Blank the title and text of posts created before cutoff (ISO date). Their tags,
+    mentions and the aggregates stay; the content hash stays too, so they are not
+    re-tagged from the blank text."""
+    with db.atomic():
+        return db.execute(
+            "update posts set title = '', text = '', updated_at = ? where created_at < ? and (text != '' or title != '')",
+            [now(), cutoff]).rowcount
 
 
 def update_texts(db: sqlite_utils.Database, texts: dict[str, str]) -> int:
@@ -282,6 +304,7 @@ select p.rowid as rid, p.id, p.title, p.text, p.content_hash
 from posts p left join post_tags t on t.post_id = p.id and t.model = :model
 where p.rowid > :last
   and (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != :wl)
+  and not (t.post_id is not null and p.title = '' and p.text = '')
 order by p.rowid limit :batch"""
     while True:
         rows = [dict(r) for r in db.query(sql, {"model": model, "last": last, "wl": wl_hash, "batch": batch})]
@@ -294,7 +317,8 @@ order by p.rowid limit :batch"""
 def count_to_tag(db: sqlite_utils.Database, model: str, wl_hash: str) -> int:
     return db.execute(
         """select count(*) from posts p left join post_tags t on t.post_id = p.id and t.model = ?
-           where t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != ?""",
+           where (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != ?)
+             and not (t.post_id is not null and p.title = '' and p.text = '')""",
         [model, wl_hash]).fetchone()[0]
 
 

@@ -134,3 +134,13 @@ def test_reddit_source_fields(tmp_path):
         load_config(write(tmp_path, text.replace("comments = true", 'comments = "yes"')))
     with pytest.raises(ConfigError, match=r"source\[1\]\.subreddits: name at least one subreddit"):
         load_config(write(tmp_path, text.replace('subreddits = ["ALS"]', "subreddits = []")))
+
+
+def test_privacy_settings(tmp_path):
+    text = GOOD.replace("[database]", '[privacy]\nretain_days = 365\nopt_out = ["r/SomeSub"]\n\n[database]')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.retain_days == 365 and cfg.opt_out == ["r/somesub"]
+    with pytest.raises(ConfigError, match="privacy.retain_days: must be at least 1"):
+        load_config(write(tmp_path, text.replace("retain_days = 365", "retain_days = 0")))
+    with pytest.raises(ConfigError, match="privacy.opt_out: expected a list of strings"):
+        load_config(write(tmp_path, text.replace('opt_out = ["r/SomeSub"]', 'opt_out = "r/SomeSub"')))

@@ -146,3 +146,35 @@ def test_progress_bar_counts_what_is_tagged(dump_config, tiny_tagger, capsys):
     pipeline.run(cfg, log=QUIET, tagger=tiny_tagger, steps=("tag",), progress=True)
     assert "tagging" in capsys.readouterr().err  # click draws the bar itself only on a terminal
     assert storage.count_to_tag(db, tiny_tagger.model_id, wl) == 0
+
+
+def test_opted_out_communities_are_skipped_and_purged(dump_config, tiny_tagger):
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    assert db["posts"].count_where("community = 'r/clinicaltrials'") == 1
+    dump_config.write_text(dump_config.read_text().replace("[model]", '[privacy]\nopt_out = ["r/ClinicalTrials"]\n\n[model]'))
+    cfg = load_config(dump_config)
+    lines = []
+    pipeline.run(cfg, log=lines.append, tagger=tiny_tagger)
+    assert db["posts"].count_where("community = 'r/clinicaltrials'") == 0
+    assert any("removed 1 posts of opted-out communities" in line for line in lines)
+    fresh = dump_config.parent / "fresh.toml"  # a new database: the opted-out post is never stored
+    fresh.write_text(dump_config.read_text().replace('path = "tw.db"', 'path = "fresh.db"'))
+    report = pipeline.run(load_config(fresh), log=QUIET, tagger=tiny_tagger)
+    assert report.new == 4 and report.sources["fixture-dump"]["opted_out"] == 1
+
+
+def test_retention_purges_old_text_but_keeps_aggregates(dump_config, tiny_tagger):
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    weekly = list(db.query("select * from entity_weekly order by entity_id, week"))
+    dump_config.write_text(dump_config.read_text().replace("[model]", "[privacy]\nretain_days = 200\n\n[model]"))
+    cfg = load_config(dump_config)
+    report = pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)  # the March 2026 posts are past retention
+    assert report.tagged == 0 and report.new == 0
+    assert db.execute("select count(*) from posts where text != '' or title != ''").fetchone()[0] == 0
+    assert not list(db.query("select rowid from posts_fts where posts_fts match 'nurses'"))
+    assert list(db.query("select * from entity_weekly order by entity_id, week")) == weekly
+    assert db.execute("select count(*) from post_tags").fetchone()[0] == 5
