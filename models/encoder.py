@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -27,21 +27,51 @@ def default_encoder_path() -> Path:
     return path
 
 
+def quiet_transformers() -> None:
+    """No log chatter or progress bars from transformers while loading."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def torch_device(device: str):
+    """torch.device for "cpu" / "cuda[:n]", with a clear error where CUDA is missing."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f'model.device is "{device}" but no CUDA device is available')
+    return torch.device(device)
+
+
+def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[tuple[list[int], list[str]]]:
+    """(indices, texts) batches in order of length: little padding, much faster on CPU."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        yield idx, [texts[i] for i in idx]
+
+
+def mean_pool(hidden, attention_mask):
+    """Mean of the token vectors under the attention mask, L2-normalised: the sentence
+    embedding, the same in training (models.train) and tagging."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+
 class Encoder:
     """Text in, one L2-normalised vector per text out."""
 
     def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256, lora: dict | None = None):
-        import torch
         from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        quiet_transformers()
         self.path = str(path)
         self.max_length = max_length
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError(f'model.device is "{device}" but no CUDA device is available')
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path)
@@ -67,23 +97,9 @@ class Encoder:
         import torch
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        # Length-sorted batches: little padding, much faster on CPU.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-                out[idx] = pooled.cpu().numpy()
+            for idx, batch in sorted_batches(texts, batch_size):
+                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                                     return_tensors="pt").to(self.device)
+                out[idx] = mean_pool(self.model(**enc).last_hidden_state, enc["attention_mask"]).cpu().numpy()
         return out

@@ -228,19 +228,16 @@ class HubSentiment:
     negative / neutral / positive (by name, star ratings, or LABEL_0..2 order)."""
 
     def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
+        from .encoder import quiet_transformers, torch_device
         from .errors import ModelLoadError
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-
+        quiet_transformers()
         self.name = Path(path).name if Path(path).exists() else path
         self.path = path
         self.max_length = max_length
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(path)
@@ -258,15 +255,13 @@ class HubSentiment:
     def predict(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         import torch
 
+        from .encoder import sorted_batches
+
         out = np.zeros((len(texts), 3), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
-                ).to(self.device)
+            for idx, batch in sorted_batches(texts, batch_size):
+                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                                     return_tensors="pt").to(self.device)
                 probs = self.model(**enc).logits.float().softmax(-1).cpu().numpy()
                 out[idx] = probs @ self.mapping
         return out

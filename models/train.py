@@ -88,7 +88,7 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from .encoder import default_encoder_path
+    from .encoder import default_encoder_path, mean_pool
     from .lora import add_lora, export_lora
 
     torch.manual_seed(seed)
@@ -114,10 +114,7 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
 
     def embed(texts):
         enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        hidden = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
 
     def predict(batch_items):
         """Sentiment classes and theme stance probabilities (n, T, 3)."""

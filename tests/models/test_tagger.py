@@ -150,3 +150,18 @@ def test_hub_sentiment_model_missing_is_a_clear_error(tiny_encoder_dir, tiny_hea
 
     with pytest.raises(models.ModelLoadError, match="cannot load sentiment model"):
         models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, sentiment=str(tmp_path / "nope"))
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_encoder_dir, tiny_heads_path, tiny_sentiment_dir):
+    import torch
+
+    import models
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(models.ModelLoadError, match="no CUDA device"):
+        models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, device="cuda")
+    from models.tagger import HubSentiment
+
+    with pytest.raises(models.ModelLoadError, match="no CUDA device"):
+        HubSentiment(str(tiny_sentiment_dir), device="cuda")
