@@ -110,11 +110,12 @@ def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, prog
 
 
 def retention_cutoff(cfg: Config) -> str | None:
-    if not cfg.retain_days:
-        return None
-    import datetime as dt
+    return storage.now(minus_days=cfg.retain_days) if cfg.retain_days else None
 
-    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=cfg.retain_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def polite_client(cfg: Config) -> collectors.PoliteClient:
+    """The HTTP client the web sources of one run share (per-host spacing across them)."""
+    return collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
 
 
 def enforce_privacy(cfg: Config, db, log: Log = print) -> None:
@@ -136,7 +137,7 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print, p
     if not chosen:
         raise ConfigError(f"{cfg.path}: no [[source]] configured")
     report = RunReport()
-    http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
+    http = polite_client(cfg)
     for src in chosen:
         state = storage.load_state(db, src.name)
         counts = {"new": 0, "updated": 0}
@@ -166,7 +167,7 @@ def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     every table; update edited text (re-tagged by the next `tag`)."""
     chosen = [cfg.source(n) for n in names] if names else cfg.sources
     report = RunReport()
-    http = collectors.PoliteClient(contact=cfg.collect.contact, min_interval=cfg.collect.min_interval)
+    http = polite_client(cfg)
     for src in chosen:
         counts = {"checked": 0, "removed": 0, "edited": 0}
         report.sources[src.name] = counts

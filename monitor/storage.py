@@ -108,8 +108,10 @@ order by w.entity_id, w.week""",
 }
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(minus_days: float = 0) -> str:
+    """UTC time as stored in the database ('2026-03-01T12:00:00Z'), optionally some days ago."""
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=minus_days)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
@@ -293,19 +295,21 @@ def _insert_model(db: sqlite_utils.Database, info: dict) -> None:
     )
 
 
+# Posts that need tagging by :model: never tagged by it, or their text or the watchlist
+# (:wl) changed since. Posts whose text retention blanked keep the tags they have.
+_TO_TAG = """
+from posts p left join post_tags t on t.post_id = p.id and t.model = :model
+where (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != :wl)
+  and not (t.post_id is not null and p.title = '' and p.text = '')"""
+
+
 def posts_to_tag(
     db: sqlite_utils.Database, model: str, wl_hash: str, batch: int = 256
 ) -> Iterator[list[dict]]:
     """Posts with no tag from this model for their current text and watchlist, streamed
     in batches (keyset pagination: memory stays bounded however large the table)."""
     last = 0
-    sql = """
-select p.rowid as rid, p.id, p.title, p.text, p.content_hash
-from posts p left join post_tags t on t.post_id = p.id and t.model = :model
-where p.rowid > :last
-  and (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != :wl)
-  and not (t.post_id is not null and p.title = '' and p.text = '')
-order by p.rowid limit :batch"""
+    sql = f"select p.rowid as rid, p.id, p.title, p.text, p.content_hash {_TO_TAG} and p.rowid > :last order by p.rowid limit :batch"
     while True:
         rows = [dict(r) for r in db.query(sql, {"model": model, "last": last, "wl": wl_hash, "batch": batch})]
         if not rows:
@@ -315,11 +319,8 @@ order by p.rowid limit :batch"""
 
 
 def count_to_tag(db: sqlite_utils.Database, model: str, wl_hash: str) -> int:
-    return db.execute(
-        """select count(*) from posts p left join post_tags t on t.post_id = p.id and t.model = ?
-           where (t.post_id is null or t.content_hash != p.content_hash or t.watchlist_hash != ?)
-             and not (t.post_id is not null and p.title = '' and p.text = '')""",
-        [model, wl_hash]).fetchone()[0]
+    """How many posts posts_to_tag will yield."""
+    return db.execute(f"select count(*) {_TO_TAG}", {"model": model, "wl": wl_hash}).fetchone()[0]
 
 
 def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
