@@ -180,21 +180,12 @@ def classify(config_path, watchlist, input_path, batch):
         echo '{"id": 1, "title": "", "text": "LCRI was great"}' |
           trustwatch classify --watchlist watch.toml
     """
-    import models
-
     from .config import ModelConfig, load_config, load_watchlist
-    from .errors import ModelError
+    from .pipeline import build_tagger
 
     entities = load_watchlist(watchlist)
     cfg_path = config_path or (Path(os.environ["TRUSTWATCH_CONFIG"]) if os.environ.get("TRUSTWATCH_CONFIG") else None)
-    mc = load_config(cfg_path).model if cfg_path else ModelConfig()
-    try:
-        tagger = models.load_tagger(
-            entities, encoder=mc.encoder, heads=mc.heads, sentiment=mc.sentiment,
-            device=mc.device, batch_size=mc.batch_size,
-        )
-    except models.ModelLoadError as e:
-        raise ModelError(str(e))
+    tagger = build_tagger(load_config(cfg_path).model if cfg_path else ModelConfig(), entities)
     if input_path == "-":
         stream = contextlib.nullcontext(sys.stdin)
         name = "stdin"

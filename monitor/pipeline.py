@@ -19,7 +19,7 @@ from collectors import BadItem, SourceFailed
 
 from . import storage
 from .aggregate import rebuild_weekly
-from .config import Config
+from .config import Config, ModelConfig
 from .errors import ConfigError, InputError, LockedError, ModelError
 from .privacy import Pseudonymizer, mask_contacts
 
@@ -194,16 +194,22 @@ def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
 
 
 def load_tagger(cfg: Config):
+    return build_tagger(cfg.model, cfg.watch)
+
+
+def build_tagger(model: ModelConfig, entities):
+    """The tagger a [model] table asks for, over these entities; a model that cannot be
+    loaded is a one-line ModelError."""
     import models
 
     try:
         return models.load_tagger(
-            cfg.watch,
-            encoder=cfg.model.encoder,
-            heads=cfg.model.heads,
-            sentiment=cfg.model.sentiment,
-            device=cfg.model.device,
-            batch_size=cfg.model.batch_size,
+            entities,
+            encoder=model.encoder,
+            heads=model.heads,
+            sentiment=model.sentiment,
+            device=model.device,
+            batch_size=model.batch_size,
         )
     except models.ModelLoadError as e:
         raise ModelError(str(e))
