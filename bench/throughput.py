@@ -1,7 +1,7 @@
 """Tagging speed: `trustwatch tag` (database in, tags out) against the raw encoder
 forward pass on the same posts, in the same process.
 
-    python bench/throughput.py [--posts 300] [--batch 16]
+    python bench/throughput.py [--posts 300] [--batch 16] [--rounds 5]
 
 Both use the loaded model (load time excluded). The raw pass tokenizes and encodes each
 post's text once in length-sorted batches; `tag` also splits long posts into chunks,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=300)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
 
     import torch
@@ -60,25 +62,31 @@ def main(argv=None) -> None:
     lengths = sorted(tagger.encoder.token_lengths(texts))
     tagger.encoder.encode(texts[:32], batch_size=args.batch)  # warm up
 
-    t0 = time.perf_counter()
-    tagger.encoder.encode(texts, batch_size=args.batch)
-    raw = len(posts) / (time.perf_counter() - t0)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
-        db = storage.open_db(cfg.database)
-        storage.save_posts(db, posts)
+    raws, tags = [], []
+    mentions = 0
+    for _ in range(args.rounds):  # interleaved rounds: a busy moment hits both sides
         t0 = time.perf_counter()
-        n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger)
-        tag = n / (time.perf_counter() - t0)
-        mentions = db.execute("select count(*) from mentions").fetchone()[0]
+        tagger.encoder.encode(texts, batch_size=args.batch)
+        raws.append(len(posts) / (time.perf_counter() - t0))
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
+            db = storage.open_db(cfg.database)
+            storage.save_posts(db, posts)
+            t0 = time.perf_counter()
+            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger)
+            tags.append(n / (time.perf_counter() - t0))
+            mentions = db.execute("select count(*) from mentions").fetchone()[0]
+            db.close()
+    ratios = sorted(t / r for t, r in zip(tags, raws))
+    raw, tag = statistics.median(raws), statistics.median(tags)
 
     print(f"posts: {len(posts)}, tokens per post median {lengths[len(lengths) // 2]}, "
           f"p90 {lengths[int(len(lengths) * 0.9)]}; {mentions} mentions; "
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
-    print(f"raw encoder forward: {raw:7.1f} posts/s")
-    print(f"trustwatch tag:      {tag:7.1f} posts/s")
-    print(f"tag_vs_encoder:      {tag / raw:7.2f}")
+    print(f"raw encoder forward: {raw:7.1f} posts/s (median)")
+    print(f"trustwatch tag:      {tag:7.1f} posts/s (median)")
+    print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {args.rounds} rounds; "
+          f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
 
 
 if __name__ == "__main__":
