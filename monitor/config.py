@@ -15,6 +15,7 @@ from typing import Any
 
 from models.mentions import ENTITY_KINDS, Entity
 
+from .alerts import AlertRules
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "trustwatch.toml"
@@ -77,6 +78,7 @@ class Config:
     registry_url: str = "https://clinicaltrials.gov/api/v2"
     watchlist_file: Path | None = None  # where `trustwatch watch` writes
     inline_ids: set[str] = field(default_factory=set)  # [[watch]] tables in the config itself
+    alerts: AlertRules = field(default_factory=AlertRules)
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -286,7 +288,7 @@ def load_config(path: Path | str | None = None) -> Config:
     path = Path(path) if path else default_config_path()
     data = _read_toml(path)
     where = str(path)
-    _unknown_keys(data, {"database", "privacy", "model", "collect", "registry", "watchlist", "watch", "source"}, where)
+    _unknown_keys(data, {"database", "privacy", "model", "collect", "registry", "watchlist", "watch", "source", "alerts"}, where)
     base_dir = path.resolve().parent
 
     db = data.get("database", {})
@@ -365,6 +367,8 @@ def load_config(path: Path | str | None = None) -> Config:
     check_partner_ids(inline, f"{where}: watch", all_ids)
     check_partner_ids(filed, f"{wl_file}: watch", all_ids)
 
+    alerts = _parse_alerts(data.get("alerts", {}), f"{where}: alerts")
+
     raw_sources = data.get("source", [])
     _expect(raw_sources, list, f"{where}: source", "a list of [[source]] tables")
     sources = []
@@ -379,4 +383,21 @@ def load_config(path: Path | str | None = None) -> Config:
     return Config(path=path, database=db_path, salt_env=salt_env, retain_days=retain_days, opt_out=opt_out,
                   model=model, collect=collect,
                   watch=watch, sources=sources, registry_url=registry_url.rstrip("/"),
-                  watchlist_file=wl_file, inline_ids=inline_ids)
+                  watchlist_file=wl_file, inline_ids=inline_ids, alerts=alerts)
+
+
+def _parse_alerts(table: Any, where: str) -> AlertRules:
+    _expect(table, dict, where, "an [alerts] table")
+    defaults = AlertRules()
+    _unknown_keys(table, set(defaults.__dict__), where)
+    values = {}
+    for key, default in defaults.__dict__.items():
+        if key not in table:
+            continue
+        kind = int if isinstance(default, int) else (int, float)
+        value = _expect(table[key], kind, f"{where}.{key}", "a number")
+        if value <= 0 or (key == "min_change" and value >= 1):
+            raise ConfigError(f"{where}.{key}: {value!r} is out of range"
+                              + (" (a share between 0 and 1)" if key == "min_change" else " (must be positive)"))
+        values[key] = value
+    return AlertRules(**values)

@@ -18,7 +18,7 @@ import collectors
 from collectors import BadItem, SourceFailed
 
 from . import storage
-from .aggregate import rebuild_weekly
+from . import aggregate as agg
 from .config import Config, ModelConfig
 from .errors import ConfigError, InputError, LockedError, ModelError
 from .privacy import Pseudonymizer, mask_contacts
@@ -246,14 +246,19 @@ def current_model(db) -> str | None:
     return row[0] if row else None
 
 
-def aggregate(db, model: str | None = None, log: Log = print) -> int:
+def aggregate(db, model: str | None = None, log: Log = print, rules=None) -> int:
+    """Bring the aggregates and alerts of one model (the current one by default) up to
+    date, recomputing only the weeks whose mentions changed."""
     model = model or current_model(db)
     if model is None:
         log("aggregate: nothing tagged yet")
         return 0
-    n = rebuild_weekly(db, model)
-    log(f"aggregate: {n} entity-weeks for {model}")
-    return n
+    u = agg.update(db, model, rules)
+    if u.weeks:
+        log(f"aggregate: {u.weeks} weeks updated ({u.rows} entity-weeks), {u.alerts} alerts, for {model}")
+    else:
+        log(f"aggregate: up to date for {model}")
+    return u.rows
 
 
 STEPS = ("collect", "tag", "aggregate")
@@ -279,7 +284,7 @@ def run(cfg: Config, names: list[str] | None = None, log: Log = print, tagger=No
                 tagger = tagger or load_tagger(cfg)
                 report.tagged = tag(cfg, db, log=log, tagger=tagger, progress=progress)
             if "aggregate" in steps:
-                aggregate(db, tagger.model_id if tagger else None, log=log)
+                aggregate(db, tagger.model_id if tagger else None, log=log, rules=cfg.alerts)
             status = "partial" if report.failed else "ok"
         finally:
             storage.finish_run(

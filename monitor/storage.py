@@ -95,12 +95,52 @@ def m003_sources(db: sqlite_utils.Database) -> None:
     db["sources"].create({"name": str, "type": str, "consent": str, "updated_at": str}, pk="name")
 
 
+_SHARES = {"negative_share": float, "negative_low": float, "negative_high": float,
+           "positive_share": float, "positive_low": float, "positive_high": float}
+
+
+@migrations()
+def m004_incremental_aggregates(db: sqlite_utils.Database) -> None:
+    """Daily aggregates, theme stances by week, Wilson intervals, alerts, and the dirty
+    marks that let `aggregate` recompute only the weeks whose mentions changed."""
+    for col, kind in {"authors": int, "communities": int, **_SHARES}.items():
+        db["entity_weekly"].add_column(col, kind)
+    db["entity_daily"].create(
+        {"entity_id": str, "day": str, "model": str, "posts": int, "mentions": int, "authors": int,
+         "communities": int, "negative": int, "neutral": int, "positive": int, "net_sentiment": float,
+         **_SHARES, "themes": str},
+        pk=("entity_id", "day", "model"),
+    )
+    db["entity_theme_weekly"].create(
+        {"entity_id": str, "week": str, "model": str, "theme": str, "posts": int, "builds": int,
+         "erodes": int, "erodes_share": float, "erodes_low": float, "erodes_high": float},
+        pk=("entity_id", "week", "model", "theme"),
+    )
+    db["alerts"].create(
+        {"id": str, "entity_id": str, "model": str, "week": str, "metric": str, "theme": str,
+         "posts": int, "count": int, "share": float, "share_low": float, "share_high": float,
+         "baseline_posts": int, "baseline_count": int, "baseline_share": float, "z": float,
+         "message": str, "rules": str, "first_seen": str},
+        pk="id",
+    )
+    db["alerts"].create_index(["entity_id", "model", "week"])
+    db["agg_dirty"].create({"model": str, "day": str}, pk=("model", "day"))
+    for event, row in (("insert", "new"), ("delete", "old")):
+        db.execute(f"""
+create trigger if not exists mentions_mark_{event} after {event} on mentions begin
+  insert or ignore into agg_dirty (model, day)
+  values ({row}.model, (select substr(created_at, 1, 10) from posts where id = {row}.post_id));
+end""")
+    db.execute("insert or ignore into agg_dirty (model, day) select distinct m.model, substr(p.created_at, 1, 10) "
+               "from mentions m join posts p on p.id = m.post_id")
+
+
 VIEWS = {
     "entity_weekly_sentiment": """
-select w.entity_id, e.name as entity, e.kind, w.week, w.posts, w.mentions,
+select w.entity_id, e.name as entity, e.kind, w.week, w.posts, w.mentions, w.authors, w.communities,
        w.negative, w.neutral, w.positive,
-       round(1.0 * w.negative / w.mentions, 3) as negative_share,
-       round(1.0 * w.positive / w.mentions, 3) as positive_share,
+       w.negative_share, w.negative_low, w.negative_high,
+       w.positive_share, w.positive_low, w.positive_high,
        w.net_sentiment, w.themes, w.model
 from entity_weekly w join entities e on e.id = w.entity_id
 where w.model = (select id from models where current = 1)
@@ -249,7 +289,8 @@ def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
         marks = ",".join("?" * len(ids))
         where = f"where entity_id not in ({marks})" if ids else ""
         db.execute(f"delete from mentions {where}", ids)
-        db.execute(f"delete from entity_weekly {where}", ids)
+        for table in ("entity_weekly", "entity_daily", "entity_theme_weekly", "alerts"):
+            db.execute(f"delete from {table} {where}", ids)
         db.execute(f"delete from entities where id not in ({marks})" if ids else "delete from entities", ids)
 
 
