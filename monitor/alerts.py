@@ -1,9 +1,13 @@
 """Shift detection: a week in which an entity's negative share, or the share of posts in
-which a trust theme erodes, rises significantly above its trailing baseline.
+which a trust theme erodes, rises significantly above its trailing baseline; or in which
+far more posts than usual name it (a burst of attention, whatever its tone).
 
-A week is tested only when it and its baseline hold enough posts (three posts never
-raise an alarm). The test is a one-sided two-proportion z-test against the pooled
-baseline weeks, and the rise must also be large enough to matter (``min_change``)."""
+A week is tested only when it holds enough posts (three posts never raise an alarm).
+Shares: a one-sided two-proportion z-test against the pooled baseline weeks, which must
+hold enough posts too, and the rise must be large enough to matter (``min_change``).
+Volume: the week's count against a Poisson with the baseline's weekly mean, at the same
+significance, at least doubling it, and only where the database holds posts for most
+baseline weeks (so the first weeks of collection are not a 'burst')."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import sqlite_utils
 
@@ -46,18 +51,51 @@ def z_score(k: int, n: int, kb: int, nb: int) -> float:
     return (k / n - kb / nb) / se
 
 
+def poisson_tail(k: int, mean: float) -> float:
+    """P(X >= k) for X ~ Poisson(mean)."""
+    if k <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    term = total = math.exp(-mean)
+    for i in range(1, k):
+        term *= mean / i
+        total += term
+    return max(0.0, 1.0 - total)
+
+
+def _tail_z(p: float) -> float:
+    """The one-sided z with the same tail probability (capped at 10)."""
+    return 10.0 if p <= 1e-23 else min(10.0, NormalDist().inv_cdf(1 - p))
+
+
 def _weeks_before(week: str, count: int) -> list[str]:
     d = dt.date.fromisoformat(week)
     return [(d - dt.timedelta(days=7 * i)).isoformat() for i in range(1, count + 1)]
 
 
 def _describe(metric: str, share: float, n: int, base: float, nb: int, weeks: int) -> str:
+    if metric == "volume":
+        return (f"A burst of attention: {n} posts this week, against {nb / weeks:.1f} a week "
+                f"in the previous {weeks} weeks ({share:.0%} of this week's posts negative)")
     if metric == "negative_share":
         what = "Negative posts"
     else:
         what = f"Posts where {THEME_LABELS.get(metric.split(':', 1)[1], metric)} erodes trust"
     return (f"{what}: {share:.0%} of {n} this week, against {base:.0%} of {nb} "
             f"in the previous {weeks} weeks")
+
+
+def _alert(entity: str, model: str, week: str, metric: str, n: int, k: int, low: float, high: float,
+           nb: int, kb: int, z: float, rules: AlertRules, message: str) -> dict:
+    return {
+        "id": f"{entity}|{metric}|{week}|{model}",
+        "entity_id": entity, "model": model, "week": week, "metric": metric,
+        "theme": metric.split(":", 1)[1] if metric.startswith("erodes:") else None,
+        "posts": n, "count": k, "share": round(k / n, 4), "share_low": low, "share_high": high,
+        "baseline_posts": nb, "baseline_count": kb, "baseline_share": round(kb / nb, 4) if nb else None,
+        "z": round(z, 2), "message": message, "rules": json.dumps(rules.__dict__, sort_keys=True),
+    }
 
 
 def evaluate(db: sqlite_utils.Database, model: str, since: str | None = None,
@@ -75,6 +113,26 @@ def evaluate(db: sqlite_utils.Database, model: str, since: str | None = None,
         counts[(r["entity_id"], f"erodes:{r['theme']}")][r["week"]] = r["erodes"]
 
     found = []
+    covered = {w for weeks in posts.values() for w in weeks}  # weeks the database holds posts for
+    for entity, by_week in posts.items():
+        for week, n in by_week.items():
+            if (since and week < since) or n < rules.min_posts:
+                continue
+            base_weeks = _weeks_before(week, rules.baseline_weeks)
+            if sum(w in covered for w in base_weeks) < (rules.baseline_weeks + 1) // 2:
+                continue
+            nb = sum(by_week.get(w, 0) for w in base_weeks)
+            mean = nb / rules.baseline_weeks
+            if n < 2 * max(mean, 1.0):
+                continue
+            z = _tail_z(poisson_tail(n, mean))
+            if z < rules.z:
+                continue
+            k = counts[(entity, "negative_share")].get(week, 0)
+            low, high = wilson(k, n)
+            found.append(_alert(entity, model, week, "volume", n, k, low, high, nb, sum(
+                counts[(entity, "negative_share")].get(w, 0) for w in base_weeks), z, rules,
+                _describe("volume", k / n, n, 0, nb, rules.baseline_weeks)))
     for (entity, metric), ks in counts.items():
         for week, n in posts[entity].items():
             if (since and week < since) or n < rules.min_posts:
@@ -92,16 +150,8 @@ def evaluate(db: sqlite_utils.Database, model: str, since: str | None = None,
             if z < rules.z:
                 continue
             low, high = wilson(k, n)
-            found.append({
-                "id": f"{entity}|{metric}|{week}|{model}",
-                "entity_id": entity, "model": model, "week": week, "metric": metric,
-                "theme": metric.split(":", 1)[1] if metric.startswith("erodes:") else None,
-                "posts": n, "count": k, "share": round(share, 4), "share_low": low, "share_high": high,
-                "baseline_posts": nb, "baseline_count": kb, "baseline_share": round(base, 4),
-                "z": round(z, 2),
-                "message": _describe(metric, share, n, base, nb, rules.baseline_weeks),
-                "rules": json.dumps(rules.__dict__, sort_keys=True),
-            })
+            found.append(_alert(entity, model, week, metric, n, k, low, high, nb, kb, z, rules,
+                                _describe(metric, share, n, base, nb, rules.baseline_weeks)))
 
     from .storage import now
 

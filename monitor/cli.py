@@ -216,6 +216,60 @@ def classify(config_path, watchlist, input_path, batch):
 
 @cli.command()
 @config_option
+@click.option("--entity", "entity_id", metavar="ID", help="The watched entity to report on")
+@click.option("--compare", is_flag=True, help="Compare the entities named as arguments (two or more)")
+@click.argument("ids", nargs=-1, metavar="[ID ID...]")
+@click.option("--weeks", type=int, default=None,
+              help="Weeks in the period [default: 13 for --entity, compared with the 13 before; 26 for --compare]")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="FILE.html or FILE.md; '-' prints Markdown [default: <id>-trust-report.html]")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Report on this database instead of the config's")
+@reports_errors
+def report(config_path, entity_id, compare, ids, weeks, out, db_path):
+    """Trust trend report for one watched entity and its partners, or a side-by-side
+    audit of candidate partner groups. The HTML needs no network to open.
+
+    The period ends with the latest week that has data.
+
+    Examples:
+
+        trustwatch report --entity lakeshore --out lakeshore.html
+
+        trustwatch report --compare als-hope lupus-lantern mn-circle --out audit.html
+    """
+    from . import compare as comparing, report as reporting, storage
+
+    if compare == bool(entity_id):
+        raise InputError("give either --entity ID or --compare ID ID [ID...]")
+    if entity_id and ids:
+        raise InputError(f"unexpected argument {ids[0]!r}: --entity takes one id (use --compare for several)")
+    cfg = None if db_path else _config(config_path)
+    path = db_path or cfg.database
+    if not path.exists():
+        raise InputError(f"{path}: no such database (run `trustwatch run` first)")
+    db = storage.open_db(path)
+    rules = cfg.alerts if cfg else None
+    if compare:
+        weeks = 26 if weeks is None else weeks
+        target = out or Path("-".join(ids[:3]) + "-partner-audit.html")
+        if str(target) == "-":
+            click.echo(comparing.render_markdown(comparing.build(db, list(ids), weeks)))
+            return
+        result = comparing.write(db, list(ids), target, weeks)
+        _log(f"report: {target} ({len(result.candidates)} entities, {result.period_text})")
+        return
+    weeks = 13 if weeks is None else weeks
+    target = out or Path(f"{entity_id}-trust-report.html")
+    if str(target) == "-":
+        click.echo(reporting.render_markdown(reporting.build(db, entity_id, weeks, rules)))
+        return
+    result = reporting.write(db, entity_id, target, weeks, rules)
+    _log(f"report: {target} ({result.entity.name}, {result.period_text}: {result.headline})")
+
+
+@cli.command()
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8001, show_default=True, type=int)
 @reports_errors

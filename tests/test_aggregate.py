@@ -186,7 +186,8 @@ def test_no_alert_for_steady_negativity_or_thin_baseline(db):
     _weeks(db, "lake", "2026-05-04", [(10, 6, 0)] * 9)  # always 60% negative: no shift
     _weeks(db, "pine", "2026-06-22", [(2, 0, 0), (12, 10, 0)])  # baseline of 2 posts
     aggregate.update(db, MODEL)
-    assert db["alerts"].count == 0
+    # pine's jump from 2 to 12 posts is a burst of attention, but no share is tested on 2 posts
+    assert [tuple(r) for r in db.execute("select entity_id, metric from alerts")] == [("pine", "volume")]
 
 
 def test_an_alert_keeps_its_first_seen_and_goes_when_the_evidence_goes(db):
@@ -196,9 +197,10 @@ def test_an_alert_keeps_its_first_seen_and_goes_when_the_evidence_goes(db):
     db.execute("update alerts set first_seen = '2000-01-01T00:00:00Z'")
     add_post(db, "extra", "2026-07-01T10:00:00Z", [("lake", "negative", {})])
     aggregate.update(db, MODEL)
-    assert db.execute("select first_seen, posts from alerts").fetchone() == ("2000-01-01T00:00:00Z", 13)
+    assert db.execute("select first_seen, posts from alerts where metric = 'negative_share'").fetchone() == (
+        "2000-01-01T00:00:00Z", 13)
     assert first.startswith("20")
-    storage.delete_posts(db, [f"lake-8-{i}" for i in range(9)])  # the negative posts are deleted
+    storage.delete_posts(db, [f"lake-8-{i}" for i in range(9)] + ["extra"])  # the negative posts are deleted
     aggregate.update(db, MODEL)
     assert db["alerts"].count == 0
 
@@ -214,3 +216,21 @@ def test_alert_rules_come_from_config(tmp_path):
     cfg.write_text("[alerts]\nwindow = 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"alerts\.window: unknown field"):
         load_config(cfg)
+
+
+def test_a_burst_of_attention_raises_a_volume_alert(db):
+    _weeks(db, "lake", "2026-05-04", [(2, 0, 0)] * 8 + [(14, 2, 0)])
+    aggregate.update(db, MODEL)
+    found = {r["metric"]: r for r in db.query("select * from alerts")}
+    assert set(found) == {"volume"}
+    burst = found["volume"]
+    assert (burst["week"], burst["posts"], burst["baseline_posts"]) == ("2026-06-29", 14, 16)
+    assert "14 posts this week, against 2.0 a week" in burst["message"]
+    assert alerts.poisson_tail(14, 2.0) < 1e-6 and alerts.poisson_tail(0, 2.0) == 1.0
+
+
+def test_the_first_weeks_of_collection_are_not_a_burst(db):
+    """An entity whose first collected week is busy: no baseline weeks exist, no alert."""
+    _weeks(db, "pine", "2026-06-29", [(14, 1, 0), (13, 1, 0)])
+    aggregate.update(db, MODEL)
+    assert db["alerts"].count == 0

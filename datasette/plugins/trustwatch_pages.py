@@ -1,0 +1,236 @@
+"""Datasette pages for people who never use a command line:
+
+- ``/-/trust``: the dashboard, every watched entity with its trend, charts over all weeks
+  of the aggregates, recent alerts;
+- ``/-/trust/<entity id>``: the same trust report `trustwatch report --entity` writes;
+- ``/-/compare?ids=a&ids=b``: the partner audit, with a form to pick entities.
+
+Pages read the database through their own read-only connection. Post excerpts appear
+only to visitors allowed to view the ``posts`` table, so they follow the same access
+rules as the raw data."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from html import escape
+from urllib.parse import urlencode
+
+import sqlite_utils
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+
+from monitor import charts, compare, report, reportdata as rd
+from monitor.errors import InputError
+
+
+def _open(datasette) -> tuple[str, sqlite_utils.Database]:
+    database = datasette.get_database()
+    conn = sqlite3.connect(f"file:{database.path}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("pragma busy_timeout = 5000")
+    return database.name, sqlite_utils.Database(conn)
+
+
+async def _may_read_posts(datasette, request, db_name: str) -> bool:
+    return await datasette.permission_allowed(request.actor, "view-table", resource=(db_name, "posts"),
+                                              default=True)
+
+
+def _links(datasette, db_name: str, ident: str | None = None) -> dict:
+    base = datasette.urls.database(db_name)
+    links = {
+        "nav": [("← Dashboard", datasette.urls.path("/-/trust")), ("Compare groups", datasette.urls.path("/-/compare")),
+                ("Browse the data", base)],
+        "entity": datasette.urls.path("/-/trust/"),
+        "alerts": f"{base}/recent_alerts",
+    }
+    if ident:
+        links["trend"] = f"{base}/entity_trend?{urlencode({'entity': ident})}"
+        links["themes"] = f"{base}/theme_breakdown?{urlencode({'entity': ident})}"
+        links["partners"] = f"{base}/site_vs_partners?{urlencode({'entity': ident})}"
+    return links
+
+
+def _error_page(message: str, status: int) -> Response:
+    return Response.html(
+        f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>trustwatch</title></head>"
+        f"<body><h1>Cannot show this page</h1><p class=\"error\">{escape(message)}</p>"
+        f"<p><a href=\"/-/trust\">Back to the dashboard</a></p></body></html>", status=status)
+
+
+def _weeks(request, default: int) -> int:
+    raw = request.args.get("weeks") or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= 520:
+        raise InputError(f"weeks={raw!r}: give a whole number of weeks between 1 and 520")
+    return int(raw)
+
+
+async def entity_page(request, datasette):
+    ident = request.url_vars["entity"]
+    db_name, db = _open(datasette)
+    try:
+        excerpts = await _may_read_posts(datasette, request, db_name)
+        weeks = _weeks(request, 13)
+
+        def render():
+            r = report.build(db, ident, weeks)
+            r.db_name = db_name
+            return report.render_html(r, links=_links(datasette, db_name, ident), excerpts=excerpts)
+
+        return Response.html(await asyncio.to_thread(render))
+    except InputError as e:
+        return _error_page(str(e), 404 if "no watched entity" in str(e) else 400)
+    finally:
+        db.conn.close()
+
+
+def _compare_form(db, chosen: list[str], weeks: int) -> str:
+    rows = list(db.query("select id, kind, name from entities order by kind = 'group' desc, kind, name"))
+    boxes = "".join(
+        f'<label style="display:inline-block;margin:.1rem 1rem .1rem 0"><input type="checkbox" name="ids" '
+        f'value="{escape(r["id"])}"{" checked" if r["id"] in chosen else ""}> {escape(r["name"])} '
+        f'<span class="note">({escape(r["kind"])})</span></label>' for r in rows)
+    return (f'<form method="get" action="/-/compare" class="pick"><fieldset><legend>Compare two or more '
+            f'entities (usually advocacy groups)</legend>{boxes}<p><label>Weeks <input type="number" name="weeks" '
+            f'min="2" max="520" value="{weeks}"></label> <button type="submit">Compare</button></p></fieldset></form>')
+
+
+async def compare_page(request, datasette):
+    db_name, db = _open(datasette)
+    try:
+        excerpts = await _may_read_posts(datasette, request, db_name)
+        ids = request.args.getlist("ids")
+        try:
+            weeks = _weeks(request, 26)
+        except InputError as e:
+            return _error_page(str(e), 400)
+        form = _compare_form(db, ids, weeks)
+        links = _links(datasette, db_name)
+        links["form"] = form
+        base = datasette.urls.database(db_name)
+
+        def build():
+            c = compare.build(db, ids, weeks)
+            c.db_name = db_name
+            span = {"start": c.weeks[0], "end": rd.next_day(c.weeks[-1])}
+            query = {"summary": "entity_period_summary", "reach": "entity_reach", "themes": "entity_theme_stances",
+                     "co": "co_mentions", "alerts": "entity_alerts"}
+            links["checks"] = lambda key, x: f"{base}/{query[key]}?{urlencode({'entity': x.entity.id, **span})}"
+            return compare.render_html(c, links=links, excerpts=excerpts)
+
+        if len(ids) < 2:
+            body = ('<h1>Partner audit</h1><p>Pick two or more watched entities to see them side by side: how '
+                    'patients speak of each, how sure we can be, and where the evidence is thin.</p>' + form)
+            if ids:
+                body += '<p class="error">Pick at least two entities.</p>'
+            return Response.html(_shell("Partner audit", body, links["nav"]), status=400 if ids else 200)
+        try:
+            return Response.html(await asyncio.to_thread(build))
+        except InputError as e:
+            return _error_page(str(e), 400)
+    finally:
+        db.conn.close()
+
+
+def _shell(title: str, body: str, nav: list[tuple[str, str]]) -> str:
+    """A page in the report's look (its template's head and style)."""
+    env = report._env()
+    return env.from_string('{% extends "_base.html" %}{% block title %}{{ title }}{% endblock %}{% block body %}'
+                           '<nav class="top">{% for label, href in nav %}<a href="{{ href }}">{{ label }}</a>'
+                           '{% endfor %}</nav>{{ body|safe }}{% endblock %}').render(title=title, body=body, nav=nav)
+
+
+def dashboard(db, db_name: str, datasette) -> str:
+    model = rd.current_model(db)
+    end = rd.last_week(db, model["id"])
+    if end is None:
+        raise InputError("no aggregates yet: run `trustwatch run` first")
+    first = db.execute("select min(week) from entity_weekly where model = ?", [model["id"]]).fetchone()[0]
+    import datetime as dt
+
+    span = rd.week_range(end, (dt.date.fromisoformat(end) - dt.date.fromisoformat(first)).days // 7 + 1)
+    recent = span[-13:]
+    base = datasette.urls.database(db_name)
+    entities = [rd.Entity(r["id"], r["kind"], r["name"], []) for r in db.query(
+        "select id, kind, name from entities order by case kind when 'site' then 0 when 'group' then 1 "
+        "when 'sponsor' then 2 when 'trial' then 3 else 4 end, name")]
+    rows, by_kind = [], {}
+    for e in entities:
+        t = rd.totals(db, model["id"], e.id, recent)
+        weekly = rd.weekly(db, model["id"], e.id, span)
+        alerts = rd.alerts_for(db, model["id"], [e.id], span[-26:])
+        rows.append((e, t, sum(w["posts"] for w in weekly.values()), len(alerts)))
+        by_kind.setdefault(e.kind, {})[e.name] = report.rolling_share(span, report._counts(weekly, "negative"))
+    out = [f'<h1>How patient communities see the watched organisations</h1><p class="meta">{len(span)} weeks of '
+           f'data to the week of {report._day(end)} · tagger {escape(model["id"])} · '
+           f'<a href="{base}/entity_overview">all figures as a table</a></p>',
+           '<h2>Every watched entity</h2><p>Click a name for its trust report. The last 13 weeks:</p><table><thead><tr>'
+           '<th>entity</th><th>kind</th><th class="num">posts, all weeks</th><th class="num">posts, last 13 weeks</th>'
+           '<th>negative, last 13 weeks</th><th class="num">net</th><th class="num">alerts (26 weeks)</th><th></th>'
+           '</tr></thead><tbody>']
+    for e, t, total, n_alerts in rows:
+        out.append(
+            f'<tr><td><a href="/-/trust/{escape(e.id)}">{escape(e.name)}</a></td><td>{escape(e.kind)}</td>'
+            f'<td class="num">{total}</td><td class="num">{t.posts}</td><td>{escape(t.share("negative").text())}</td>'
+            f'<td class="num">{t.net:+.2f}</td><td class="num">{n_alerts}</td>'
+            f'<td><a href="{base}/entity_trend?{urlencode({"entity": e.id})}">numbers</a></td></tr>')
+    out.append("</tbody></table>")
+    labels = {"site": "Trial sites", "group": "Advocacy groups", "sponsor": "Sponsors", "trial": "Trials",
+              "condition": "Conditions"}
+    for kind in ("site", "group", "sponsor", "trial"):
+        if kind in by_kind:
+            caption = (f"{labels[kind]}: share of posts negative toward each, over the 4 weeks to each date "
+                       f"(all {len(span)} weeks)")
+            out.append(f'<h2>{labels[kind]}</h2><figure><figcaption>{escape(caption)}</figcaption>'
+                       f'{charts.share_lines(span, by_kind[kind], caption, band=False)}</figure>'
+                       f'<p class="note"><a href="{base}/weekly_by_kind?{urlencode({"kind": kind})}">The weekly '
+                       f'numbers behind this chart</a></p>')
+    alerts = rd.alerts_for(db, model["id"], [e.id for e in entities], span[-26:])
+    out.append('<h2>Recent alerts</h2>')
+    if not alerts:
+        out.append("<p>No alerts in the last 26 weeks.</p>")
+    for a in alerts[:12]:
+        out.append(f'<div class="alert"><strong><a href="/-/trust/{escape(a["entity_id"])}">{escape(a["entity"])}'
+                   f'</a>, week of {report._day(a["week"])}</strong>: {escape(a["message"])}.</div>')
+    out.append(f'<p class="note"><a href="{base}/recent_alerts">All alerts as a table</a> · '
+               '<a href="/-/compare">Compare advocacy groups</a></p>')
+    return "".join(out)
+
+
+async def dashboard_page(request, datasette):
+    db_name, db = _open(datasette)
+    try:
+        body = await asyncio.to_thread(dashboard, db, db_name, datasette)
+        links = _links(datasette, db_name)
+        return Response.html(_shell("trustwatch dashboard", body, links["nav"][1:]))
+    except InputError as e:
+        return _error_page(str(e), 503)
+    finally:
+        db.conn.close()
+
+
+@hookimpl
+def register_routes():
+    return [
+        (r"^/-/trust/?$", dashboard_page),
+        (r"^/-/trust/(?P<entity>[^/]+)$", entity_page),
+        (r"^/-/compare/?$", compare_page),
+    ]
+
+
+@hookimpl
+def extra_template_vars(template, datasette):
+    if template != "index.html":
+        return {}
+
+    async def inner():
+        try:
+            database = datasette.get_database()
+            rows = await database.execute(
+                "select id, kind, name from entities order by case kind when 'site' then 0 when 'group' then 1 "
+                "when 'sponsor' then 2 when 'trial' then 3 else 4 end, name")
+            return {"trust_entities": [dict(r) for r in rows]}
+        except sqlite3.Error:  # a database without trustwatch's schema: no list, the page still renders
+            return {"trust_entities": []}
+
+    return inner

@@ -1,0 +1,272 @@
+"""The figures reports are made of, read from the aggregates (and, for reach and
+excerpts, from mentions and posts), for the current model only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from .aggregate import wilson
+from .alerts import THEME_LABELS, z_score
+from .errors import InputError
+
+
+@dataclass
+class Share:
+    count: int
+    total: int
+
+    @property
+    def value(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.count, self.total)
+
+    def text(self) -> str:
+        """'34% (95% interval 23-47%)'."""
+        if not self.total:
+            return "no posts"
+        lo, hi = self.interval
+        return f"{self.value:.0%} (95% interval {lo:.0%}–{hi:.0%})"
+
+
+@dataclass
+class Totals:
+    """One entity over a run of weeks."""
+
+    posts: int = 0
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    authors: int = 0
+    communities: list[tuple[str, int]] = field(default_factory=list)  # (community, posts), most first
+    themes: dict[str, dict[str, int]] = field(default_factory=dict)  # theme -> builds/erodes posts
+    busiest_week: tuple[str, int] | None = None
+    top_author_posts: int = 0  # posts by the three most active authors
+
+    @property
+    def net(self) -> float:
+        return (self.positive - self.negative) / self.posts if self.posts else 0.0
+
+    def share(self, what: str) -> Share:
+        return Share(getattr(self, what), self.posts)
+
+    def theme_share(self, theme: str, stance: str) -> Share:
+        return Share(self.themes.get(theme, {}).get(stance, 0), self.posts)
+
+
+@dataclass
+class Entity:
+    id: str
+    kind: str
+    name: str
+    partners: list[str]
+
+
+def current_model(db: sqlite_utils.Database) -> dict:
+    row = db.execute("select id, name, version, metrics from models where current = 1").fetchone()
+    if row is None:
+        raise InputError(f"{db_name(db)}: nothing has been tagged yet (run `trustwatch run` first)")
+    return {"id": row[0], "name": row[1], "version": row[2], "metrics": json.loads(row[3] or "{}")}
+
+
+def db_name(db: sqlite_utils.Database) -> str:
+    return db.execute("pragma database_list").fetchone()[2] or "database"
+
+
+def entity(db: sqlite_utils.Database, ident: str) -> Entity:
+    row = db.execute("select id, kind, name, partners from entities where id = ?", [ident]).fetchone()
+    if row is None:
+        known = [r[0] for r in db.execute("select id from entities order by id")]
+        hint = f" (watched: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})" if known else \
+            " (the watchlist is empty)"
+        raise InputError(f"no watched entity has id {ident!r}{hint}")
+    return Entity(row[0], row[1], row[2], json.loads(row[3] or "[]"))
+
+
+def partners_of(db: sqlite_utils.Database, e: Entity) -> list[Entity]:
+    """The groups a site works with, or for a group the sites that name it as partner."""
+    ids = list(e.partners)
+    for r in db.execute("select id, partners from entities where id != ?", [e.id]):
+        if e.id in json.loads(r[1] or "[]") and r[0] not in ids:
+            ids.append(r[0])
+    return [entity(db, i) for i in ids if db["entities"].count_where("id = ?", [i])]
+
+
+def last_week(db: sqlite_utils.Database, model: str) -> str | None:
+    row = db.execute("select max(week) from entity_weekly where model = ?", [model]).fetchone()
+    return row[0]
+
+
+def week_range(end: str, count: int) -> list[str]:
+    """``count`` Mondays ending with ``end``, oldest first."""
+    d = dt.date.fromisoformat(end)
+    return [(d - dt.timedelta(days=7 * i)).isoformat() for i in range(count - 1, -1, -1)]
+
+
+def next_day(week: str, days: int = 7) -> str:
+    return (dt.date.fromisoformat(week) + dt.timedelta(days=days)).isoformat()
+
+
+def weekly(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> dict[str, dict]:
+    rows = db.query(
+        "select * from entity_weekly where model = ? and entity_id = ? and week >= ? and week <= ?",
+        [model, ident, weeks[0], weeks[-1]])
+    return {r["week"]: r for r in rows}
+
+
+def theme_weekly(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> dict[str, dict[str, dict]]:
+    """theme -> week -> row of entity_theme_weekly."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in db.query(
+            "select * from entity_theme_weekly where model = ? and entity_id = ? and week >= ? and week <= ?",
+            [model, ident, weeks[0], weeks[-1]]):
+        out.setdefault(r["theme"], {})[r["week"]] = r
+    return out
+
+
+def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> Totals:
+    t = Totals()
+    busiest = None
+    for w, r in weekly(db, model, ident, weeks).items():
+        t.posts += r["posts"]
+        t.negative += r["negative"]
+        t.neutral += r["neutral"]
+        t.positive += r["positive"]
+        if busiest is None or r["posts"] > busiest[1]:
+            busiest = (w, r["posts"])
+    t.busiest_week = busiest
+    for theme, by_week in theme_weekly(db, model, ident, weeks).items():
+        t.themes[theme] = {"builds": sum(r["builds"] for r in by_week.values()),
+                           "erodes": sum(r["erodes"] for r in by_week.values())}
+    if t.posts:
+        span = {"model": model, "entity": ident, "start": weeks[0], "end": next_day(weeks[-1])}
+        posts = """select distinct p.id, p.author, p.community from mentions m join posts p on p.id = m.post_id
+                   where m.model = :model and m.entity_id = :entity
+                     and p.created_at >= :start and p.created_at < :end"""
+        t.authors = db.execute(f"select count(distinct author) from ({posts})", span).fetchone()[0]
+        t.communities = [tuple(r) for r in db.execute(
+            f"select community, count(*) from ({posts}) group by community order by 2 desc, 1", span)]
+        t.top_author_posts = db.execute(
+            f"select coalesce(sum(n), 0) from (select count(*) as n from ({posts}) group by author "
+            "order by n desc limit 3)", span).fetchone()[0]
+    return t
+
+
+def change(now: Share, before: Share) -> float:
+    """z statistic of a share's change between two periods (0 when either is empty)."""
+    if not now.total or not before.total:
+        return 0.0
+    return z_score(now.count, now.total, before.count, before.total)
+
+
+def co_mentions(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], kinds=("sponsor", "site"),
+                limit: int = 6) -> list[tuple[str, str, int]]:
+    """(id, name, posts) of other entities of the given kinds named in the same posts."""
+    marks = ",".join("?" * len(kinds))
+    return [tuple(r) for r in db.execute(f"""
+        select e.id, e.name, count(distinct m2.post_id) as n
+        from mentions m join posts p on p.id = m.post_id
+        join mentions m2 on m2.post_id = m.post_id and m2.model = m.model and m2.entity_id != m.entity_id
+        join entities e on e.id = m2.entity_id
+        where m.model = ? and m.entity_id = ? and p.created_at >= ? and p.created_at < ? and e.kind in ({marks})
+        group by e.id order by n desc, e.name limit ?""",
+        [model, ident, weeks[0], next_day(weeks[-1]), *kinds, limit])]
+
+
+def alerts_for(db: sqlite_utils.Database, model: str, ids: list[str], weeks: list[str]) -> list[dict]:
+    marks = ",".join("?" * len(ids))
+    return [dict(r) for r in db.query(
+        f"select a.*, e.name as entity from alerts a join entities e on e.id = a.entity_id "
+        f"where a.model = ? and a.entity_id in ({marks}) and a.week >= ? and a.week <= ? order by a.week desc, a.z desc",
+        [model, *ids, weeks[0], weeks[-1]])]
+
+
+_USER_REF = re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{2,}|@[A-Za-z0-9_]{2,}")
+
+
+def excerpt(title: str, text: str, start: int, end: int, width: int = 260) -> str:
+    """The words around a mention, at most about ``width`` characters, kept within its
+    paragraph where it can be, cut at word boundaries, user names masked. Offsets are
+    into the tagged text (``title + "\n\n" + text``, or the text alone without a title)."""
+    full = f"{title}\n\n{text}" if title else text
+    start, end = max(0, min(start, len(full))), max(0, min(end, len(full)))
+    para_lo = full.rfind("\n", 0, start) + 1
+    para_hi = full.find("\n", end)
+    para_hi = len(full) if para_hi == -1 else para_hi
+    room = max(0, width - (end - start))
+    lo = max(para_lo, start - room // 2)
+    hi = min(para_hi, end + room - (start - lo))
+    lo = max(para_lo, min(lo, hi - width))
+    snippet = full[lo:hi]
+    if lo > para_lo and " " in snippet[: start - lo]:
+        snippet = "…" + snippet[snippet.index(" ") + 1:]
+    if hi < para_hi and " " in snippet[-(hi - end):] if hi > end else False:
+        snippet = snippet[: snippet.rindex(" ")] + "…"
+    return _USER_REF.sub("[user]", " ".join(snippet.split()))
+
+
+def evidence(db: sqlite_utils.Database, model: str, ident: str, start: str, end: str, *, sentiment: str | None = None,
+             theme: tuple[str, str] | None = None, limit: int = 3, order: str = "strength") -> list[dict]:
+    """Posts behind a figure: mentions of the entity in [start, end) whose sentiment (or
+    theme stance) matches, strongest first, one per post and at most one per author,
+    with a short excerpt, a pseudonym, the community and a link."""
+    where, params = ["m.model = :model", "m.entity_id = :entity", "p.created_at >= :start",
+                     "p.created_at < :end", "(p.text != '' or p.title != '')"], {
+        "model": model, "entity": ident, "start": start, "end": end}
+    score = "max(m.negative, m.positive)"
+    if sentiment:
+        where.append("m.sentiment = :sentiment")
+        params["sentiment"] = sentiment
+        score = f"m.{sentiment}"
+    if theme:
+        where.append("json_extract(m.themes, '$.' || :theme) = :stance")
+        params["theme"], params["stance"] = theme
+    rows = db.query(f"""
+        select p.id, p.created_at, p.community, p.url, p.author, p.title, p.text, m.start, m.end,
+               m.sentiment, {score} as strength
+        from mentions m join posts p on p.id = m.post_id
+        where {' and '.join(where)}
+        order by {'strength desc' if order == 'strength' else 'p.created_at desc'}, p.id
+        limit 200""", params)
+    out, seen_posts, seen_authors = [], set(), set()
+    for r in rows:
+        if r["id"] in seen_posts or r["author"] in seen_authors:
+            continue
+        seen_posts.add(r["id"])
+        seen_authors.add(r["author"])
+        out.append({
+            "post_id": r["id"], "date": r["created_at"][:10], "community": r["community"], "url": r["url"],
+            "author": pseudonym(r["author"]), "sentiment": r["sentiment"],
+            "excerpt": excerpt(r["title"] or "", r["text"] or "", r["start"], r["end"]),
+        })
+        if len(out) >= limit:
+            break
+    return out
+
+
+def pseudonym(author: str | None) -> str:
+    """A short, stable label for a keyed author hash ('author 6856c0')."""
+    if not author:
+        return "unknown author"
+    return "author " + author.split("_", 1)[-1][:6]
+
+
+def theme_label(theme: str) -> str:
+    return THEME_LABELS.get(theme, theme.replace("_", " "))
+
+
+def consent_notes(db: sqlite_utils.Database, ident: str) -> list[tuple[str, str, str]]:
+    """(source, type, consent) of sources with a consent note whose posts mention the entity."""
+    return [tuple(r) for r in db.execute("""
+        select s.name, s.type, s.consent from sources s
+        where s.consent is not null and s.consent != ''
+          and exists (select 1 from posts p join mentions m on m.post_id = p.id
+                      where p.source = s.name and m.entity_id = ?)
+        order by s.name""", [ident])]

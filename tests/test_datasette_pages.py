@@ -1,0 +1,134 @@
+"""The served Datasette: dashboard, per-entity report pages, the partner-audit form and
+the canned queries behind every number, in-process (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from html import unescape
+
+import pytest
+
+import synth
+from monitor import report, storage
+from monitor.serve import make_datasette, metadata
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pages") / "story.db"
+    synth.build(path).close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def ds(story):
+    return make_datasette(story)
+
+
+def get(ds, path):
+    async def go():
+        await ds.invoke_startup()
+        return await ds.client.get(path)
+
+    return asyncio.run(go())
+
+
+def test_home_page_links_a_report_per_entity(ds):
+    r = get(ds, "/")
+    assert r.status_code == 200
+    for ident in ("lakeshore", "hope", "lantern", "circle", "calloway"):
+        assert f'href="/-/trust/{ident}"' in r.text
+    assert 'href="/-/trust"' in r.text and 'href="/-/compare"' in r.text
+
+
+def test_dashboard_lists_entities_charts_and_alerts(ds):
+    r = get(ds, "/-/trust")
+    assert r.status_code == 200
+    assert r.text.count('<svg class="chart') >= 3  # sites, groups, sponsors
+    assert "Lakeshore Clinical Research Institute</a>, week of 24 Aug 2026" in r.text
+    assert "/story/weekly_by_kind?kind=site" in r.text
+
+
+def test_entity_page_is_the_cli_report(ds, story):
+    r = get(ds, "/-/trust/lakeshore")
+    assert r.status_code == 200
+    db = storage.open_db(story)
+    headline = report.build(db, "lakeshore").headline
+    assert headline in unescape(r.text)
+    assert "form letter" in r.text  # signed-in or not, loopback without auth may read posts
+    assert "/story/entity_trend?entity=lakeshore" in r.text
+    assert get(ds, "/-/trust/lakeshore?weeks=4").text.count("last 4 weeks") >= 1
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("/-/trust/ghost", 404, "no watched entity has id"),
+    ("/-/trust/lakeshore?weeks=lots", 400, "whole number of weeks"),
+    ("/-/compare?ids=hope", 400, "Pick at least two"),
+    ("/-/compare?ids=hope&ids=ghost", 400, "no watched entity has id"),
+])
+def test_pages_refuse_bad_input_with_a_message(ds, path, status, message):
+    r = get(ds, path)
+    assert r.status_code == status and message in unescape(r.text)
+
+
+def test_compare_form_and_its_checks(ds):
+    form = get(ds, "/-/compare")
+    assert form.status_code == 200 and form.text.count('type="checkbox" name="ids"') == 5
+    r = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle&weeks=26")
+    assert r.status_code == 200
+    assert "seen differently" in r.text and "Thin:" in r.text
+    checks = re.findall(r'class="check" href="([^"]+)"', r.text)
+    assert len(checks) >= 5 * 3
+    summary = [unescape(c) for c in checks if "entity_period_summary" in c and "entity=hope" in c][0]
+    rows = get(ds, summary.replace("entity_period_summary?", "entity_period_summary.json?_shape=array&")).json()
+    hope_posts = re.search(r"<th>Posts</th><td class=\"num\">(\d+)", r.text).group(1)
+    assert rows[0]["posts"] == int(hope_posts)
+
+
+@pytest.mark.parametrize("query, params", [
+    ("entity_trend", "entity=lakeshore"),
+    ("theme_breakdown", "entity=lakeshore"),
+    ("site_vs_partners", "entity=lakeshore"),
+    ("posts_about_entity", "entity=lakeshore&q=letter"),
+    ("recent_alerts", ""),
+    ("weekly_by_kind", "kind=group"),
+    ("entity_reach", "entity=lantern&start=2026-01-01&end=2027-01-01"),
+    ("entity_theme_stances", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
+    ("co_mentions", "entity=hope&start=2026-01-01&end=2027-01-01"),
+    ("entity_alerts", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
+])
+def test_canned_queries_answer(ds, query, params):
+    r = get(ds, f"/story/{query}.json?_shape=array&{params}")
+    assert r.status_code == 200, r.text
+    assert r.json(), f"{query} returned no rows"
+
+
+def test_canned_query_results(ds):
+    trend = get(ds, "/story/entity_trend.json?_shape=array&entity=lakeshore").json()
+    assert len(trend) == 26 and trend[-1]["negative_low"] <= trend[-1]["negative_share"] <= trend[-1]["negative_high"]
+    family = {r["entity"] for r in get(ds, "/story/site_vs_partners.json?_shape=array&entity=lakeshore").json()}
+    assert family == {"Lakeshore Clinical Research Institute", "ALS Hope Alliance"}
+    found = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=letter").json()
+    assert found and all("form letter" in r["excerpt"] for r in found)
+    everything = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=").json()
+    assert len(everything) > len(found)
+
+
+def test_excerpts_follow_the_posts_permission(story):
+    """Where the posts table is closed to a visitor, report pages leave post text out."""
+    from datasette.app import Datasette
+
+    from monitor.serve import datasette_dir
+
+    meta = metadata(story)
+    meta["databases"]["story"]["tables"]["posts"]["allow"] = {"id": "researcher"}
+    d = datasette_dir()
+    closed = Datasette([str(story)], metadata=meta, template_dir=str(d / "templates"),
+                       plugins_dir=str(d / "plugins"))
+    r = get(closed, "/-/trust/lakeshore")
+    assert r.status_code == 200
+    assert "form letter" not in r.text and "consent form" not in r.text
+    assert "shown to signed-in researchers only" in r.text
+    c = get(closed, "/-/compare?ids=hope&ids=lantern")
+    assert c.status_code == 200 and "form letter" not in c.text
