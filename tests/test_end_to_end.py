@@ -99,3 +99,31 @@ def test_datasette_shows_posts_and_mentions(demo_db):
     assert all(row["url"].startswith("https://www.reddit.com/r/") for row in r.json())
     html = get(ds, f"/{demo_db.stem}/mentions")
     assert html.status_code == 200 and "Mentions of watched entities" in html.text
+
+
+def test_demo_report_answers_how_trust_moved_this_quarter_and_why(demo_db, tmp_path):
+    """The liaison's question, from the demo database alone: Q3 against Q2 for Lakeshore
+    and its partner group, the July burst of attention, and the posts behind it."""
+    out = tmp_path / "lakeshore-q3.md"
+    result = CliRunner().invoke(cli, ["report", "--db", str(demo_db), "--entity", "lakeshore",
+                                      "--until", "2026-09-30", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    md = out.read_text(encoding="utf-8")
+    assert "6 Jul 2026 – 4 Oct 2026 (compared with 6 Apr 2026 – 5 Jul 2026)" in md
+    assert "It drew far more attention" in md
+    assert "## Beside its partners" in md and "| ALS Hope Alliance |" in md
+    assert "Lakeshore Clinical Research Institute, week of 13 Jul 2026**: A burst of attention" in md
+    assert "ALS Hope Alliance, week of 13 Jul 2026" in md
+    assert md.count("([source](https://www.reddit.com/r/") >= 5
+
+
+def test_demo_partner_audit_tells_the_three_groups_apart(demo_db, tmp_path):
+    out = tmp_path / "audit.md"
+    result = CliRunner().invoke(cli, ["report", "--db", str(demo_db), "--compare", "lupus-lantern", "mn-circle",
+                                      "breathe-together", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    md = out.read_text(encoding="utf-8")
+    assert "Motor Neuron Patient Circle: read with care" in md and "a burst, not a steady view" in md
+    assert "Lupus Lantern Network and Breathe Together CF Foundation are seen differently" in md
+    assert "Broadest evidence: Lupus Lantern Network" in md
+    assert "Breathe Together CF Foundation: trust fell" in md
