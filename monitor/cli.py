@@ -221,20 +221,24 @@ def classify(config_path, watchlist, input_path, batch):
 @click.argument("ids", nargs=-1, metavar="[ID ID...]")
 @click.option("--weeks", type=int, default=None,
               help="Weeks in the period [default: 13 for --entity, compared with the 13 before; 26 for --compare]")
+@click.option("--until", metavar="DATE", default=None,
+              help="End the period with the week holding this date, e.g. 2026-09-30 [default: the latest week with data]")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="FILE.html or FILE.md; '-' prints Markdown [default: <id>-trust-report.html]")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Report on this database instead of the config's")
 @reports_errors
-def report(config_path, entity_id, compare, ids, weeks, out, db_path):
+def report(config_path, entity_id, compare, ids, weeks, until, out, db_path):
     """Trust trend report for one watched entity and its partners, or a side-by-side
     audit of candidate partner groups. The HTML needs no network to open.
 
-    The period ends with the latest week that has data.
+    The period ends with the latest week that has data, or with --until.
 
     Examples:
 
         trustwatch report --entity lakeshore --out lakeshore.html
+
+        trustwatch report --entity lakeshore --until 2026-09-30 --out q3.md
 
         trustwatch report --compare als-hope lupus-lantern mn-circle --out audit.html
     """
@@ -254,17 +258,17 @@ def report(config_path, entity_id, compare, ids, weeks, out, db_path):
         weeks = 26 if weeks is None else weeks
         target = out or Path("-".join(ids[:3]) + "-partner-audit.html")
         if str(target) == "-":
-            click.echo(comparing.render_markdown(comparing.build(db, list(ids), weeks)))
+            click.echo(comparing.render_markdown(comparing.build(db, list(ids), weeks, until)))
             return
-        result = comparing.write(db, list(ids), target, weeks)
+        result = comparing.write(db, list(ids), target, weeks, until)
         _log(f"report: {target} ({len(result.candidates)} entities, {result.period_text})")
         return
     weeks = 13 if weeks is None else weeks
     target = out or Path(f"{entity_id}-trust-report.html")
     if str(target) == "-":
-        click.echo(reporting.render_markdown(reporting.build(db, entity_id, weeks, rules)))
+        click.echo(reporting.render_markdown(reporting.build(db, entity_id, weeks, rules, until)))
         return
-    result = reporting.write(db, entity_id, target, weeks, rules)
+    result = reporting.write(db, entity_id, target, weeks, rules, until)
     _log(f"report: {target} ({result.entity.name}, {result.period_text}: {result.headline})")
 
 

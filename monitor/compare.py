@@ -123,7 +123,7 @@ def summarise(cands: list[Candidate]) -> list[str]:
     return lines
 
 
-def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26) -> Comparison:
+def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26, until: str | None = None) -> Comparison:
     ids = list(dict.fromkeys(ids))
     if len(ids) < 2:
         raise InputError("--compare needs at least two different entity ids")
@@ -131,10 +131,7 @@ def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26) -> Compari
         raise InputError(f"--weeks {weeks}: must be at least 2 to compare halves")
     entities = [rd.entity(db, i) for i in ids]
     model = rd.current_model(db)
-    end = rd.last_week(db, model["id"])
-    if end is None:
-        raise InputError(f"{rd.db_name(db)}: no aggregates yet (run `trustwatch run` first)")
-    span = rd.week_range(end, weeks)
+    span = rd.week_range(rd.end_week(db, model["id"], until), weeks)
     half = len(span) // 2
     cands = []
     for e in entities:
@@ -214,13 +211,13 @@ def render_markdown(c: Comparison) -> str:
     return "\n".join(lines)
 
 
-def write(db: sqlite_utils.Database, ids: list[str], out: Path, weeks: int = 26) -> Comparison:
+def write(db: sqlite_utils.Database, ids: list[str], out: Path, weeks: int = 26, until: str | None = None) -> Comparison:
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise InputError(f"--out {out}: give a .html or .md file name")
     if not out.parent.exists():
         raise InputError(f"--out {out}: the folder {out.parent} does not exist")
-    c = build(db, ids, weeks)
+    c = build(db, ids, weeks, until)
     text = render_markdown(c) if suffix in (".md", ".markdown") else render_html(c)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -106,6 +106,19 @@ def direction_of(now: Totals, before: Totals) -> tuple[str, float, float]:
     return ("fell" if worse else "rose" if better else "steady"), neg_z, pos_z
 
 
+def volume_change(now: int, before: int) -> str | None:
+    """A sentence when the number of posts changed by more than chance (Poisson, 95%) and
+    by at least half; None otherwise."""
+    from .alerts import poisson_tail
+
+    if before and now >= 1.5 * before and now >= 10 and poisson_tail(now, before) < 0.025:
+        return (f"It drew far more attention: {now} posts against {before} in the previous period "
+                f"({now / before:.1f} times as many).")
+    if before >= 10 and now <= before / 1.5 and 1 - poisson_tail(now + 1, before) < 0.025:
+        return f"It drew less attention: {now} posts against {before} in the previous period."
+    return None
+
+
 def headline(name: str, weeks: int, now: Totals, before: Totals) -> tuple[str, str, list[str]]:
     """(direction, one-sentence headline, supporting sentences) in plain language."""
     direction, _, _ = direction_of(now, before)
@@ -130,6 +143,9 @@ def headline(name: str, weeks: int, now: Totals, before: Totals) -> tuple[str, s
         lines.append(f"{said}, against {_pct(bneg.value)} negative and {_pct(bpos.value)} positive "
                      f"of {before.posts} posts in the {weeks} weeks before.")
         lines.append(f"Net sentiment (positive minus negative share) went from {before.net:+.2f} to {now.net:+.2f}.")
+        volume = volume_change(now.posts, before.posts)
+        if volume:
+            lines.append(volume)
         if direction == "steady":
             lines.append("The differences are within what chance alone produces with this many posts.")
         else:
@@ -163,7 +179,8 @@ def drivers(db, model: str, ident: str, weeks: list[str], previous: list[str], n
     found.sort(key=lambda f: (-f[0], -f[1], f[2]))
     out = []
     for z, _, theme, stance, a, b in found[:limit]:
-        ev = rd.evidence(db, model, ident, weeks[0], rd.next_day(weeks[-1]), theme=(theme, stance), limit=2)
+        ev = rd.evidence(db, model, ident, weeks[0], rd.next_day(weeks[-1]), theme=(theme, stance), limit=2,
+                         prefer="negative" if stance == "erodes" else "positive")
         out.append(Driver(theme, stance, a, b, round(z, 2), ev))
     return out
 
@@ -206,16 +223,16 @@ def caveats(model: dict, now: Totals, sides: list[Side], rules_text: str) -> lis
     return lines
 
 
-def build(db: sqlite_utils.Database, ident: str, weeks: int = 13, rules=None) -> EntityReport:
+def build(db: sqlite_utils.Database, ident: str, weeks: int = 13, rules=None, until: str | None = None) -> EntityReport:
+    """The report on ``ident`` for the ``weeks`` weeks ending with the latest week that has
+    data (or the week holding the date ``until``), against the same number before."""
     from .alerts import AlertRules
 
     if weeks < 1:
         raise InputError(f"--weeks {weeks}: must be at least 1")
     e = rd.entity(db, ident)
     model = rd.current_model(db)
-    end = rd.last_week(db, model["id"])
-    if end is None:
-        raise InputError(f"{rd.db_name(db)}: no aggregates yet (run `trustwatch run` first)")
+    end = rd.end_week(db, model["id"], until)
     span = rd.week_range(end, 2 * weeks)
     previous, current = span[:weeks], span[weeks:]
     now = rd.totals(db, model["id"], ident, current)
@@ -381,14 +398,15 @@ def render_markdown(r: EntityReport) -> str:
     return "\n".join(lines)
 
 
-def write(db: sqlite_utils.Database, ident: str, out: Path, weeks: int = 13, rules=None) -> EntityReport:
+def write(db: sqlite_utils.Database, ident: str, out: Path, weeks: int = 13, rules=None,
+          until: str | None = None) -> EntityReport:
     """Build the report and write it as HTML or Markdown (by ``out``'s suffix)."""
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise InputError(f"--out {out}: give a .html or .md file name")
     if not out.parent.exists():
         raise InputError(f"--out {out}: the folder {out.parent} does not exist")
-    r = build(db, ident, weeks, rules)
+    r = build(db, ident, weeks, rules, until)
     text = render_markdown(r) if suffix in (".md", ".markdown") else render_html(r)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

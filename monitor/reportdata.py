@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import sqlite_utils
@@ -77,7 +78,9 @@ def current_model(db: sqlite_utils.Database) -> dict:
 
 
 def db_name(db: sqlite_utils.Database) -> str:
-    return db.execute("pragma database_list").fetchone()[2] or "database"
+    """The database's file name (never its folder: pages may be public)."""
+    path = db.execute("pragma database_list").fetchone()[2]
+    return Path(path).name if path else "database"
 
 
 def entity(db: sqlite_utils.Database, ident: str) -> Entity:
@@ -102,6 +105,22 @@ def partners_of(db: sqlite_utils.Database, e: Entity) -> list[Entity]:
 def last_week(db: sqlite_utils.Database, model: str) -> str | None:
     row = db.execute("select max(week) from entity_weekly where model = ?", [model]).fetchone()
     return row[0]
+
+
+def end_week(db: sqlite_utils.Database, model: str, until: str | None = None) -> str:
+    """The last week of a report: the week holding ``until`` (an ISO date), or the latest
+    week with data."""
+    from .aggregate import week_of
+
+    if until:
+        try:
+            return week_of(dt.date.fromisoformat(until).isoformat())
+        except ValueError:
+            raise InputError(f"--until {until!r}: not a date like 2026-09-30")
+    end = last_week(db, model)
+    if end is None:
+        raise InputError(f"{db_name(db)}: no aggregates yet (run `trustwatch run` first)")
+    return end
 
 
 def week_range(end: str, count: int) -> list[str]:
@@ -213,14 +232,15 @@ def excerpt(title: str, text: str, start: int, end: int, width: int = 260) -> st
 
 
 def evidence(db: sqlite_utils.Database, model: str, ident: str, start: str, end: str, *, sentiment: str | None = None,
-             theme: tuple[str, str] | None = None, limit: int = 3, order: str = "strength") -> list[dict]:
+             theme: tuple[str, str] | None = None, limit: int = 3, order: str = "strength",
+             prefer: str | None = None) -> list[dict]:
     """Posts behind a figure: mentions of the entity in [start, end) whose sentiment (or
-    theme stance) matches, strongest first, one per post and at most one per author,
+    theme stance) matches, strongest first (or most ``prefer``-sentiment first), one per post and at most one per author,
     with a short excerpt, a pseudonym, the community and a link."""
     where, params = ["m.model = :model", "m.entity_id = :entity", "p.created_at >= :start",
                      "p.created_at < :end", "(p.text != '' or p.title != '')"], {
         "model": model, "entity": ident, "start": start, "end": end}
-    score = "max(m.negative, m.positive)"
+    score = f"m.{prefer}" if prefer in ("negative", "neutral", "positive") else "max(m.negative, m.positive)"
     if sentiment:
         where.append("m.sentiment = :sentiment")
         params["sentiment"] = sentiment

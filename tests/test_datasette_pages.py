@@ -59,6 +59,7 @@ def test_entity_page_is_the_cli_report(ds, story):
     assert "form letter" in r.text  # signed-in or not, loopback without auth may read posts
     assert "/story/entity_trend?entity=lakeshore" in r.text
     assert get(ds, "/-/trust/lakeshore?weeks=4").text.count("last 4 weeks") >= 1
+    assert "this period 20 Jul 2026 – 16 Aug 2026" in get(ds, "/-/trust/lakeshore?weeks=4&until=2026-08-12").text
 
 
 @pytest.mark.parametrize("path, status, message", [
@@ -66,6 +67,7 @@ def test_entity_page_is_the_cli_report(ds, story):
     ("/-/trust/lakeshore?weeks=lots", 400, "whole number of weeks"),
     ("/-/compare?ids=hope", 400, "Pick at least two"),
     ("/-/compare?ids=hope&ids=ghost", 400, "no watched entity has id"),
+    ("/-/trust/lakeshore?until=soon", 400, "not a date like 2026-09-30"),
 ])
 def test_pages_refuse_bad_input_with_a_message(ds, path, status, message):
     r = get(ds, path)

@@ -72,8 +72,10 @@ async def entity_page(request, datasette):
         excerpts = await _may_read_posts(datasette, request, db_name)
         weeks = _weeks(request, 13)
 
+        until = request.args.get("until") or None
+
         def render():
-            r = report.build(db, ident, weeks)
+            r = report.build(db, ident, weeks, until=until)
             r.db_name = db_name
             return report.render_html(r, links=_links(datasette, db_name, ident), excerpts=excerpts)
 
@@ -109,8 +111,10 @@ async def compare_page(request, datasette):
         links["form"] = form
         base = datasette.urls.database(db_name)
 
+        until = request.args.get("until") or None
+
         def build():
-            c = compare.build(db, ids, weeks)
+            c = compare.build(db, ids, weeks, until)
             c.db_name = db_name
             span = {"start": c.weeks[0], "end": rd.next_day(c.weeks[-1])}
             query = {"summary": "entity_period_summary", "reach": "entity_reach", "themes": "entity_theme_stances",
