@@ -15,6 +15,7 @@ from .errors import InputError, TrustwatchError
 
 DEMO_DIR = Path(__file__).parent / "demo"
 DEMO_SALT = "trustwatch-demo-salt-fictional-data-only"
+DEMO_PASSWORD = "fictional-demo"  # the demo's researcher account; the data is fictional
 
 
 def _log(message: str) -> None:
@@ -287,8 +288,11 @@ def serve(config_path, host, port):
     from . import serve as serving, storage
 
     cfg = _config(config_path)
-    storage.open_db(cfg.database).close()
-    serving.serve(cfg.database, host=host, port=port)
+    serving.check_publish(cfg.publish, host, cfg.path)
+    db = storage.open_db(cfg.database)
+    storage.set_min_cell(db, cfg.publish.min_cell)
+    db.close()
+    serving.serve(cfg.database, host=host, port=port, publish=cfg.publish, config_path=cfg.path)
 
 
 @cli.command()
@@ -316,7 +320,32 @@ def demo(no_serve, db_path, port):
     if report.failed:
         sys.exit(1)
     if not no_serve:
-        serving.serve(cfg.database, host="127.0.0.1", port=port)
+        from datasette_auth_passwords.utils import hash_password
+
+        from . import storage
+
+        for env in cfg.publish.researchers.values():
+            os.environ.setdefault(env, hash_password(DEMO_PASSWORD))
+        db = storage.open_db(cfg.database)
+        storage.set_min_cell(db, cfg.publish.min_cell)
+        db.close()
+        _log(f"demo: researchers sign in as 'researcher' with password '{DEMO_PASSWORD}' to read the fictional posts")
+        serving.serve(cfg.database, host="127.0.0.1", port=port, publish=cfg.publish, config_path=cfg.path)
+
+
+@cli.command("hash-password")
+@click.password_option(help="The password (asked twice when not given)")
+def hash_password_command(password):
+    """Print the hash of a researcher's password, for an environment variable named in
+    [publish] researchers. The password itself is stored nowhere.
+
+    Example:
+
+        export TRUSTWATCH_HASH_ALICE="$(trustwatch hash-password)"
+    """
+    from datasette_auth_passwords.utils import hash_password
+
+    click.echo(hash_password(password))
 
 
 @cli.group()

@@ -51,8 +51,9 @@ class Comparison:
         return f"{_day(self.weeks[0])} – {_day(rd.next_day(self.weeks[-1], 6))}"
 
 
-def thin_evidence(t: rd.Totals, weeks: list[str]) -> list[str]:
-    """Plain reasons why one candidate's figures may not mean much."""
+def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0) -> list[str]:
+    """Plain reasons why one candidate's figures may not mean much (counts below
+    ``min_cell`` are not quoted)."""
     out = []
     if t.posts == 0:
         return ["no posts mention it in this window"]
@@ -62,9 +63,11 @@ def thin_evidence(t: rd.Totals, weeks: list[str]) -> list[str]:
         out.append(f"{t.communities[0][1]} of {t.posts} posts come from one community ({t.communities[0][0]})")
     if t.busiest_week and t.posts >= 5 and t.busiest_week[1] >= 0.4 * t.posts:
         out.append(f"{t.busiest_week[1]} of {t.posts} posts fall in one week (of {_day(t.busiest_week[0])}): "
-                   "a burst, not a steady view")
+                   "a burst, not a steady view" if t.busiest_week[1] >= min_cell else
+                   "a large share of its posts fall in one week: a burst, not a steady view")
     if t.posts >= 5 and t.top_author_posts >= 0.5 * t.posts:
-        out.append(f"its three most active authors wrote {t.top_author_posts} of {t.posts} posts")
+        out.append(f"its three most active authors wrote {t.top_author_posts} of {t.posts} posts"
+                   if t.top_author_posts >= min_cell else "three authors wrote half of its posts")
     return out
 
 
@@ -73,7 +76,7 @@ def few_voices(t: rd.Totals) -> bool:
     return t.posts < MIN_POSTS or t.top_author_posts >= 0.5 * t.posts
 
 
-def summarise(cands: list[Candidate]) -> list[str]:
+def summarise(cands: list[Candidate], min_cell: int = 0) -> list[str]:
     """Sentences a site lead can act on, claiming only differences larger than chance,
     and only between candidates with enough independent voices to test."""
     lines = []
@@ -106,7 +109,7 @@ def summarise(cands: list[Candidate]) -> list[str]:
                      "more communities before choosing on these figures.")
     for c in cands:
         coi = c.now.theme_share("conflict_of_interest", "erodes")
-        if coi.count >= 3:
+        if coi.count >= max(3, min_cell):
             lines.append(f"{c.name}: {coi.count} posts question whose interests it serves (conflict of interest "
                          f"eroding trust, {_pct(coi.value)} of its posts). Read them before committing.")
         if c.trend in ("fell", "rose") and c.now.posts >= 10:
@@ -166,7 +169,7 @@ def comparison_charts(c: Comparison) -> dict[str, tuple[str, str]]:
 def render_html(c: Comparison, links: dict | None = None, excerpts: bool = True) -> str:
     return _env().get_template("compare.html").render(
         c=c, charts=comparison_charts(c), themes=THEMES, key_themes=KEY_THEMES, links=links or {},
-        excerpts=excerpts, rd=rd)
+        excerpts=excerpts, rd=rd, k=getattr(c, "min_cell", 0))
 
 
 def render_markdown(c: Comparison) -> str:

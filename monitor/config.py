@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,12 @@ SOURCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
 }
 COMMON_SOURCE_FIELDS = {"name", "type"}
 
+# Invisible characters that are never part of a spelling (soft hyphen, zero-width space,
+# direction marks, word joiner, byte order mark): names copied from web pages and registries
+# bring them along, so they are removed from names and aliases. The joiners U+200C and
+# U+200D are spelling in some scripts and stay.
+_INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u2060\ufeff]")
+
 
 @dataclass
 class ModelConfig:
@@ -50,6 +57,15 @@ class ModelConfig:
 class CollectConfig:
     contact: str | None = None  # added to the User-Agent so site owners can reach you
     min_interval: float = 1.0  # seconds between requests to one host
+
+
+@dataclass
+class PublishConfig:
+    """Who may read what in the served Datasette."""
+
+    researchers: dict[str, str] = field(default_factory=dict)  # user name -> env var with its password hash
+    secret_env: str = "TRUSTWATCH_SECRET"  # signs sign-in cookies; set it so sign-ins survive restarts
+    min_cell: int = 5  # anonymous views withhold counts drawn from fewer posts than this
 
 
 @dataclass
@@ -79,6 +95,7 @@ class Config:
     watchlist_file: Path | None = None  # where `trustwatch watch` writes
     inline_ids: set[str] = field(default_factory=set)  # [[watch]] tables in the config itself
     alerts: AlertRules = field(default_factory=AlertRules)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -146,8 +163,8 @@ def parse_watch(items: Any, where: str, check_partners: bool = True) -> list[Ent
                 raise ConfigError(f"{w}.{key}: missing")
             _expect(item[key], str, f"{w}.{key}", "a string")
         ident = item["id"].strip()
-        if not ident or any(c.isspace() for c in ident):
-            raise ConfigError(f"{w}.id: {item['id']!r} must be non-empty and contain no spaces")
+        if not ident or any(c.isspace() for c in ident) or not ident.isprintable():
+            raise ConfigError(f"{w}.id: {item['id']!r} must be non-empty, with no spaces or invisible characters")
         if ident in seen:
             raise ConfigError(f"{w}.id: {ident!r} is used twice")
         seen[ident] = w
@@ -155,15 +172,16 @@ def parse_watch(items: Any, where: str, check_partners: bool = True) -> list[Ent
             raise ConfigError(
                 f"{w}.kind: {item['kind']!r} is not one of {', '.join(ENTITY_KINDS)}"
             )
-        if not item["name"].strip():
+        name = _INVISIBLE.sub("", item["name"]).strip()
+        if not name:
             raise ConfigError(f"{w}.name: must not be empty")
-        aliases = _str_list(item.get("aliases", []), f"{w}.aliases")
+        aliases = [_INVISIBLE.sub("", a) for a in _str_list(item.get("aliases", []), f"{w}.aliases")]
         partners = _str_list(item.get("partners", []), f"{w}.partners")
         entities.append(
             Entity(
                 id=ident,
                 kind=item["kind"],
-                name=item["name"].strip(),
+                name=name,
                 aliases=tuple(a for a in aliases if a.strip()),
                 partners=tuple(partners),
                 context=str(item.get("context", "")),
@@ -288,7 +306,7 @@ def load_config(path: Path | str | None = None) -> Config:
     path = Path(path) if path else default_config_path()
     data = _read_toml(path)
     where = str(path)
-    _unknown_keys(data, {"database", "privacy", "model", "collect", "registry", "watchlist", "watch", "source", "alerts"}, where)
+    _unknown_keys(data, {"database", "privacy", "model", "collect", "registry", "watchlist", "watch", "source", "alerts", "publish"}, where)
     base_dir = path.resolve().parent
 
     db = data.get("database", {})
@@ -368,6 +386,7 @@ def load_config(path: Path | str | None = None) -> Config:
     check_partner_ids(filed, f"{wl_file}: watch", all_ids)
 
     alerts = _parse_alerts(data.get("alerts", {}), f"{where}: alerts")
+    publish = _parse_publish(data.get("publish", {}), f"{where}: publish")
 
     raw_sources = data.get("source", [])
     _expect(raw_sources, list, f"{where}: source", "a list of [[source]] tables")
@@ -383,7 +402,34 @@ def load_config(path: Path | str | None = None) -> Config:
     return Config(path=path, database=db_path, salt_env=salt_env, retain_days=retain_days, opt_out=opt_out,
                   model=model, collect=collect,
                   watch=watch, sources=sources, registry_url=registry_url.rstrip("/"),
-                  watchlist_file=wl_file, inline_ids=inline_ids, alerts=alerts)
+                  watchlist_file=wl_file, inline_ids=inline_ids, alerts=alerts, publish=publish)
+
+
+def _parse_publish(table: Any, where: str) -> PublishConfig:
+    import re
+
+    _expect(table, dict, where, "a [publish] table")
+    _unknown_keys(table, {"researchers", "secret_env", "min_cell"}, where)
+    out = PublishConfig()
+    researchers = _expect(table.get("researchers", {}), dict, f"{where}.researchers",
+                          'a table of user name = "ENV_VAR holding the password hash"')
+    for user, env in researchers.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}", user):
+            raise ConfigError(f"{where}.researchers.{user}: a user name is letters, digits, '.' and '-'")
+        _expect(env, str, f"{where}.researchers.{user}", "the name of an environment variable")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            if env.startswith("pbkdf2_"):
+                raise ConfigError(f"{where}.researchers.{user}: give the name of an environment variable "
+                                  "holding the hash, never the hash itself")
+            raise ConfigError(f"{where}.researchers.{user}: {env!r} is not an environment variable name")
+        out.researchers[user] = env
+    if "secret_env" in table:
+        out.secret_env = _expect(table["secret_env"], str, f"{where}.secret_env", "an environment variable name")
+    if "min_cell" in table:
+        out.min_cell = _expect(table["min_cell"], int, f"{where}.min_cell", "a number of posts")
+        if not 1 <= out.min_cell <= 1000:
+            raise ConfigError(f"{where}.min_cell: must be between 1 and 1000")
+    return out
 
 
 def _parse_alerts(table: Any, where: str) -> AlertRules:

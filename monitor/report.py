@@ -329,6 +329,7 @@ def _env():
     env.filters["day"] = _day
     env.filters["theme"] = rd.theme_label
     env.filters["posts"] = _posts
+    env.filters["cell"] = lambda n, k: (f"<{k}" if k and n is not None and 0 < n < k else n)
     env.filters["signed"] = lambda x: f"{x:+.2f}"
     return env
 
@@ -338,7 +339,8 @@ def render_html(r: EntityReport, links: dict | None = None, excerpts: bool = Tru
     canned queries behind the figures; ``excerpts=False`` leaves post text out."""
     figures = report_charts(r)
     return _env().get_template("entity_report.html").render(
-        r=r, charts=figures, themes=THEMES, links=links or {}, excerpts=excerpts, rd=rd)
+        r=r, charts=figures, themes=THEMES, links=links or {}, excerpts=excerpts, rd=rd,
+        k=getattr(r, "min_cell", 0))
 
 
 def render_markdown(r: EntityReport) -> str:

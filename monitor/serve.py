@@ -21,8 +21,21 @@ def datasette_dir() -> Path:
     raise InputError("the datasette/ configuration folder is missing from this install")
 
 
-def metadata(db_path: Path) -> dict:
-    """metadata.yml, with its database section named after this database file."""
+# Tables with post text, per-post detail or exact small counts: signed-in researchers only.
+# Anonymous visitors get the public_* views, the canned queries (which withhold small
+# counts), the dashboard and report pages (without excerpts), and no raw SQL.
+RESEARCHER_TABLES = (
+    "posts", "posts_fts", "posts_fts_data", "posts_fts_idx", "posts_fts_docsize", "posts_fts_config",
+    "mentions", "post_tags", "entity_weekly", "entity_daily", "entity_theme_weekly",
+    "entity_weekly_sentiment", "alerts", "agg_dirty", "runs", "source_state",
+)
+SIGNED_IN = {"id": "*"}
+
+
+def metadata(db_path: Path, publish=None) -> dict:
+    """metadata.yml, with its database section named after this database file, the
+    researcher-only permissions, and the sign-in accounts of [publish] researchers
+    (password hashes read from the environment by Datasette, never written anywhere)."""
     import yaml
 
     data = yaml.safe_load((datasette_dir() / "metadata.yml").read_text(encoding="utf-8"))
@@ -32,6 +45,14 @@ def metadata(db_path: Path) -> dict:
         dbs[name] = dbs.pop(PLACEHOLDER_DB)
     if "description_html" in data:
         data["description_html"] = data["description_html"].replace("{db}", name)
+    db_meta = dbs.setdefault(name, {})
+    db_meta["allow_sql"] = SIGNED_IN
+    tables = db_meta.setdefault("tables", {})
+    for table in RESEARCHER_TABLES:
+        tables.setdefault(table, {})["allow"] = SIGNED_IN
+    if publish is not None and publish.researchers:
+        data.setdefault("plugins", {})["datasette-auth-passwords"] = {
+            f"{user}_password_hash": {"$env": env} for user, env in publish.researchers.items()}
     return data
 
 
@@ -44,7 +65,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_datasette(db_path: Path):
+def check_publish(publish, host: str, config_path: Path | str = "trustwatch.toml") -> list[str]:
+    """The researcher accounts that can sign in; refuses (ConfigError, exit 2) a missing
+    password hash, or a non-loopback host with no account to protect post text."""
+    import os
+
+    ready = []
+    for user, env in (publish.researchers if publish else {}).items():
+        value = os.environ.get(env, "")
+        if not value:
+            raise ConfigError(f"{config_path}: publish.researchers.{user}: environment variable {env} is not set "
+                              "(make a hash with `trustwatch hash-password`)")
+        if not value.startswith("pbkdf2_sha256$"):
+            raise ConfigError(f"{config_path}: publish.researchers.{user}: {env} does not hold a password hash "
+                              "(make one with `trustwatch hash-password`)")
+        ready.append(user)
+    if not is_loopback(host) and not ready:
+        raise ConfigError(
+            f"--host {host}: refusing to publish beyond this machine without sign-in; add [publish] "
+            "researchers to the config (README: Publishing safely)")
+    return ready
+
+
+def make_datasette(db_path: Path, publish=None, secret: str | None = None):
     """The Datasette instance `trustwatch serve` runs (tests use it in-process)."""
     from datasette.app import Datasette
 
@@ -52,24 +95,29 @@ def make_datasette(db_path: Path):
     plugins = d / "plugins"
     return Datasette(
         [str(db_path)],
-        metadata=metadata(db_path),
+        metadata=metadata(db_path, publish),
         template_dir=str(d / "templates") if (d / "templates").is_dir() else None,
         plugins_dir=str(plugins) if plugins.is_dir() and any(plugins.glob("*.py")) else None,
         settings={"sql_time_limit_ms": 3000, "max_returned_rows": 2000},
+        secret=secret,
     )
 
 
-def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
-    if not is_loopback(host):
-        raise ConfigError(
-            f"--host {host}: refusing to publish beyond this machine; trustwatch serves "
-            "127.0.0.1 only until authentication is configured (README: Browse with Datasette)"
-        )
+def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, publish=None,
+          config_path: Path | str = "trustwatch.toml") -> None:
     import asyncio
+    import os
 
     import uvicorn
 
-    ds = make_datasette(db_path)
+    accounts = check_publish(publish, host, config_path)
+    secret = os.environ.get(publish.secret_env) if publish else None
+    ds = make_datasette(db_path, publish, secret or None)
     asyncio.run(ds.invoke_startup())
     print(f"Serving {db_path} on http://{host}:{port} (Ctrl-C to stop)", file=sys.stderr)
+    if accounts:
+        print(f"Researchers sign in at http://{host}:{port}/-/login ({', '.join(accounts)}); anonymous "
+              "visitors see aggregates, reports and alerts only", file=sys.stderr)
+    else:
+        print("No researcher accounts ([publish] researchers): post text is shown to no one", file=sys.stderr)
     uvicorn.run(ds.app(), host=host, port=port, log_level="warning")

@@ -26,10 +26,15 @@ def ds(story):
     return make_datasette(story)
 
 
-def get(ds, path):
+RESEARCHER = {"id": "researcher"}
+
+
+def get(ds, path, actor=None):
+    """GET in-process, anonymous or signed in as ``actor``."""
     async def go():
         await ds.invoke_startup()
-        return await ds.client.get(path)
+        cookies = {"ds_actor": ds.sign({"a": actor}, "actor")} if actor else None
+        return await ds.client.get(path, cookies=cookies)
 
     return asyncio.run(go())
 
@@ -43,7 +48,7 @@ def test_home_page_links_a_report_per_entity(ds):
 
 
 def test_dashboard_lists_entities_charts_and_alerts(ds):
-    r = get(ds, "/-/trust")
+    r = get(ds, "/-/trust", actor=RESEARCHER)
     assert r.status_code == 200
     assert r.text.count('<svg class="chart') >= 3  # sites, groups, sponsors
     assert "Lakeshore Clinical Research Institute</a>, week of 24 Aug 2026" in r.text
@@ -51,12 +56,14 @@ def test_dashboard_lists_entities_charts_and_alerts(ds):
 
 
 def test_entity_page_is_the_cli_report(ds, story):
-    r = get(ds, "/-/trust/lakeshore")
+    r = get(ds, "/-/trust/lakeshore", actor=RESEARCHER)
     assert r.status_code == 200
     db = storage.open_db(story)
     headline = report.build(db, "lakeshore").headline
     assert headline in unescape(r.text)
-    assert "form letter" in r.text  # signed-in or not, loopback without auth may read posts
+    assert "form letter" in r.text  # a signed-in researcher reads the posts behind the alerts
+    anonymous = get(ds, "/-/trust/lakeshore")
+    assert headline in unescape(anonymous.text) and "form letter" not in anonymous.text
     assert "/story/entity_trend?entity=lakeshore" in r.text
     assert get(ds, "/-/trust/lakeshore?weeks=4").text.count("last 4 weeks") >= 1
     assert "this period 20 Jul 2026 – 16 Aug 2026" in get(ds, "/-/trust/lakeshore?weeks=4&until=2026-08-12").text
@@ -101,7 +108,7 @@ def test_compare_form_and_its_checks(ds):
     ("entity_alerts", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
 ])
 def test_canned_queries_answer(ds, query, params):
-    r = get(ds, f"/story/{query}.json?_shape=array&{params}")
+    r = get(ds, f"/story/{query}.json?_shape=array&{params}", actor=RESEARCHER)
     assert r.status_code == 200, r.text
     assert r.json(), f"{query} returned no rows"
 
@@ -109,28 +116,31 @@ def test_canned_queries_answer(ds, query, params):
 def test_canned_query_results(ds):
     trend = get(ds, "/story/entity_trend.json?_shape=array&entity=lakeshore").json()
     assert len(trend) == 26 and trend[-1]["negative_low"] <= trend[-1]["negative_share"] <= trend[-1]["negative_high"]
+    assert trend[0]["suppressed"] == 1 and trend[0]["posts"] is None  # 3 posts: withheld in public
     family = {r["entity"] for r in get(ds, "/story/site_vs_partners.json?_shape=array&entity=lakeshore").json()}
     assert family == {"Lakeshore Clinical Research Institute", "ALS Hope Alliance"}
-    found = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=letter").json()
+    found = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=letter", RESEARCHER).json()
     assert found and all("form letter" in r["excerpt"] for r in found)
-    everything = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=").json()
+    everything = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=", RESEARCHER).json()
     assert len(everything) > len(found)
 
 
-def test_excerpts_follow_the_posts_permission(story):
-    """Where the posts table is closed to a visitor, report pages leave post text out."""
-    from datasette.app import Datasette
-
-    from monitor.serve import datasette_dir
-
-    meta = metadata(story)
-    meta["databases"]["story"]["tables"]["posts"]["allow"] = {"id": "researcher"}
-    d = datasette_dir()
-    closed = Datasette([str(story)], metadata=meta, template_dir=str(d / "templates"),
-                       plugins_dir=str(d / "plugins"))
-    r = get(closed, "/-/trust/lakeshore")
-    assert r.status_code == 200
-    assert "form letter" not in r.text and "consent form" not in r.text
-    assert "shown to signed-in researchers only" in r.text
-    c = get(closed, "/-/compare?ids=hope&ids=lantern")
-    assert c.status_code == 200 and "form letter" not in c.text
+def test_small_counts_are_withheld_from_anonymous_pages(tmp_path):
+    """With [publish] min_cell = 10, the nine-post group is withheld in public and shown
+    to a researcher; weeks under ten posts leave the public charts."""
+    db = synth.build(tmp_path / "s.db")
+    storage.set_min_cell(db, 10)
+    ds = make_datasette(tmp_path / "s.db")
+    public, signed_in = get(ds, "/-/trust"), get(ds, "/-/trust", actor=RESEARCHER)
+    assert "withheld (fewer than 10 posts)" in public.text and "withheld" not in signed_in.text
+    page = get(ds, "/-/trust/circle")
+    assert "Fewer than 10 posts mention Motor Neuron Patient Circle" in page.text and "<svg" in page.text
+    assert "Fewer than" not in get(ds, "/-/trust/circle", actor=RESEARCHER).text
+    audit = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle")
+    assert "Motor Neuron Patient Circle: fewer than 10 posts in this window; withheld" in unescape(audit.text)
+    assert audit.text.count('<th><a href="/-/trust/') == 2
+    lake_public = get(ds, "/-/trust/lakeshore").text
+    assert lake_public.count('class="bar ') < get(ds, "/-/trust/lakeshore", actor=RESEARCHER).text.count('class="bar ')
+    rows = get(ds, "/s/entity_trend.json?_shape=array&entity=lakeshore").json()
+    assert {r["posts"] for r in rows if not r["suppressed"]} >= {12} and all(
+        r["posts"] is None for r in rows if r["suppressed"])

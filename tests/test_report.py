@@ -185,3 +185,19 @@ def test_cli_report_bad_input_exits_2_with_one_line(story, args, message):
 def test_cli_report_on_a_missing_database(tmp_path):
     r = CliRunner().invoke(cli, ["report", "--db", str(tmp_path / "none.db"), "--entity", "x"])
     assert r.exit_code == 2 and "no such database" in r.output
+
+
+def test_consent_of_invited_sources_is_shown_in_reports(tmp_path):
+    """A Discord server that invited the bot: its consent note travels into the report."""
+    db = synth.build(tmp_path / "c.db")
+    db["sources"].insert({"name": "hope-discord", "type": "discord",
+                          "consent": "ALS Hope Alliance board, 2026-03-01: members told in #announcements"}, pk="name")
+    db["sources"].insert({"name": "public-feed", "type": "feed", "consent": None}, pk="name")
+    db.execute("update posts set source = 'hope-discord' where id in (select post_id from mentions "
+               "where entity_id = 'hope' limit 3)")
+    r = report.build(db, "hope")
+    assert r.consent == [("hope-discord", "discord", "ALS Hope Alliance board, 2026-03-01: members told in #announcements")]
+    html = report.render_html(r)
+    assert "Consent" in html and "members told in #announcements" in html
+    assert "## Consent" in report.render_markdown(r)
+    assert report.build(db, "lantern").consent == []  # no post from that server names it

@@ -20,7 +20,7 @@ import sqlite_utils
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from monitor import charts, compare, report, reportdata as rd
+from monitor import charts, compare, report, reportdata as rd, suppress
 from monitor.errors import InputError
 
 
@@ -32,8 +32,18 @@ def _open(datasette) -> tuple[str, sqlite_utils.Database]:
 
 
 async def _may_read_posts(datasette, request, db_name: str) -> bool:
+    """Researchers (those who may view the posts table) see exact figures and excerpts;
+    everyone else sees small counts withheld and no post text."""
     return await datasette.permission_allowed(request.actor, "view-table", resource=(db_name, "posts"),
                                               default=True)
+
+
+def _min_cell(db) -> int:
+    try:
+        row = db.execute("select min_cell from publish_settings where id = 1").fetchone()
+    except sqlite3.Error:
+        row = None
+    return row[0] if row else 5
 
 
 def _links(datasette, db_name: str, ident: str | None = None) -> dict:
@@ -77,6 +87,8 @@ async def entity_page(request, datasette):
         def render():
             r = report.build(db, ident, weeks, until=until)
             r.db_name = db_name
+            if not excerpts:
+                r = suppress.entity_report(r, _min_cell(db))
             return report.render_html(r, links=_links(datasette, db_name, ident), excerpts=excerpts)
 
         return Response.html(await asyncio.to_thread(render))
@@ -116,6 +128,8 @@ async def compare_page(request, datasette):
         def build():
             c = compare.build(db, ids, weeks, until)
             c.db_name = db_name
+            if not excerpts:
+                c = suppress.comparison(c, _min_cell(db))
             span = {"start": c.weeks[0], "end": rd.next_day(c.weeks[-1])}
             query = {"summary": "entity_period_summary", "reach": "entity_reach", "themes": "entity_theme_stances",
                      "co": "co_mentions", "alerts": "entity_alerts"}
@@ -144,7 +158,9 @@ def _shell(title: str, body: str, nav: list[tuple[str, str]]) -> str:
                            '{% endfor %}</nav>{{ body|safe }}{% endblock %}').render(title=title, body=body, nav=nav)
 
 
-def dashboard(db, db_name: str, datasette) -> str:
+def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
+    """The dashboard's body; with ``min_cell``, entities and weeks with fewer posts are
+    withheld (the public view)."""
     model = rd.current_model(db)
     end = rd.last_week(db, model["id"])
     if end is None:
@@ -161,8 +177,8 @@ def dashboard(db, db_name: str, datasette) -> str:
     rows, by_kind = [], {}
     for e in entities:
         t = rd.totals(db, model["id"], e.id, recent)
-        weekly = rd.weekly(db, model["id"], e.id, span)
-        alerts = rd.alerts_for(db, model["id"], [e.id], span[-26:])
+        weekly = {w: row for w, row in rd.weekly(db, model["id"], e.id, span).items() if row["posts"] >= min_cell}
+        alerts = [a for a in rd.alerts_for(db, model["id"], [e.id], span[-26:]) if a["posts"] >= min_cell]
         rows.append((e, t, sum(w["posts"] for w in weekly.values()), len(alerts)))
         by_kind.setdefault(e.kind, {})[e.name] = report.rolling_share(span, report._counts(weekly, "negative"))
     out = [f'<h1>How patient communities see the watched organisations</h1><p class="meta">{len(span)} weeks of '
@@ -173,23 +189,33 @@ def dashboard(db, db_name: str, datasette) -> str:
            '<th>negative, last 13 weeks</th><th class="num">net</th><th class="num">alerts (26 weeks)</th><th></th>'
            '</tr></thead><tbody>']
     for e, t, total, n_alerts in rows:
+        if t.posts < min_cell:
+            figures = (f'<td class="num">{suppress.cell(total, min_cell)}</td><td class="num">&lt;{min_cell}</td>'
+                       f'<td colspan="2">withheld (fewer than {min_cell} posts)</td>')
+        else:
+            figures = (f'<td class="num">{total}</td><td class="num">{t.posts}</td>'
+                       f'<td>{escape(t.share("negative").text())}</td><td class="num">{t.net:+.2f}</td>')
         out.append(
             f'<tr><td><a href="/-/trust/{escape(e.id)}">{escape(e.name)}</a></td><td>{escape(e.kind)}</td>'
-            f'<td class="num">{total}</td><td class="num">{t.posts}</td><td>{escape(t.share("negative").text())}</td>'
-            f'<td class="num">{t.net:+.2f}</td><td class="num">{n_alerts}</td>'
+            f'{figures}<td class="num">{n_alerts}</td>'
             f'<td><a href="{base}/entity_trend?{urlencode({"entity": e.id})}">numbers</a></td></tr>')
     out.append("</tbody></table>")
+    if min_cell:
+        out.append(f'<p class="note">Public view: figures drawn from fewer than {min_cell} posts are withheld, '
+                   'and such weeks are left out of the charts.</p>')
     labels = {"site": "Trial sites", "group": "Advocacy groups", "sponsor": "Sponsors", "trial": "Trials",
               "condition": "Conditions"}
     for kind in ("site", "group", "sponsor", "trial"):
-        if kind in by_kind:
+        by_kind[kind] = {name: pts for name, pts in by_kind.get(kind, {}).items() if pts}
+        if by_kind[kind]:
             caption = (f"{labels[kind]}: share of posts negative toward each, over the 4 weeks to each date "
                        f"(all {len(span)} weeks)")
             out.append(f'<h2>{labels[kind]}</h2><figure><figcaption>{escape(caption)}</figcaption>'
                        f'{charts.share_lines(span, by_kind[kind], caption, band=False)}</figure>'
                        f'<p class="note"><a href="{base}/weekly_by_kind?{urlencode({"kind": kind})}">The weekly '
                        f'numbers behind this chart</a></p>')
-    alerts = rd.alerts_for(db, model["id"], [e.id for e in entities], span[-26:])
+    alerts = [a for a in rd.alerts_for(db, model["id"], [e.id for e in entities], span[-26:])
+              if a["posts"] >= min_cell]
     out.append('<h2>Recent alerts</h2>')
     if not alerts:
         out.append("<p>No alerts in the last 26 weeks.</p>")
@@ -204,7 +230,8 @@ def dashboard(db, db_name: str, datasette) -> str:
 async def dashboard_page(request, datasette):
     db_name, db = _open(datasette)
     try:
-        body = await asyncio.to_thread(dashboard, db, db_name, datasette)
+        k = 0 if await _may_read_posts(datasette, request, db_name) else _min_cell(db)
+        body = await asyncio.to_thread(dashboard, db, db_name, datasette, k)
         links = _links(datasette, db_name)
         return Response.html(_shell("trustwatch dashboard", body, links["nav"][1:]))
     except InputError as e:

@@ -1,0 +1,74 @@
+"""Small-count suppression for what anonymous visitors see: no figure drawn from fewer
+than ``min_cell`` posts ([publish] min_cell), and no post text.
+
+Works on built reports (:mod:`monitor.report`, :mod:`monitor.compare`), so the pages and
+the files share one set of numbers; only the public pages pass through here."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+from .compare import Comparison, summarise, thin_evidence
+from .report import EntityReport
+
+
+def cell(n: int | None, k: int) -> str:
+    """A count as shown publicly: withheld ('<5') when 0 < n < k."""
+    if n is None:
+        return "–"
+    return f"<{k}" if k and 0 < n < k else str(n)
+
+
+def _weekly(rows: dict[str, dict], k: int) -> dict[str, dict]:
+    return {w: row for w, row in rows.items() if row["posts"] >= k}
+
+
+def entity_report(r: EntityReport, k: int) -> EntityReport:
+    """A copy of the report with every figure below k posts withheld and no excerpts."""
+    out = copy.copy(r)
+    out.min_cell = k
+    out.weekly = _weekly(r.weekly, k)
+    out.themes_weekly = {t: {w: row for w, row in by.items() if w in out.weekly} for t, by in r.themes_weekly.items()}
+    out.sides = [replace(s, weekly=_weekly(s.weekly, k)) for s in r.sides if s.now.posts >= k]
+    out.alerts = [dict(a, evidence=[]) for a in r.alerts if a["posts"] >= k]
+    out.drivers = [replace(d, evidence=[]) for d in r.drivers
+                   if d.now.count >= k and (d.before.count == 0 or d.before.count >= k)]
+    out.frequent = [f for f in r.frequent if f[2] >= k]
+    out.examples = {s: [] for s in r.examples}
+    name = r.entity.name
+    if r.now.posts < k:
+        out.direction = "none"
+        out.headline = f"Fewer than {k} posts mention {name} in this period: its figures are withheld from public view."
+        out.summary = ["Signed-in researchers can see them."]
+        out.drivers, out.frequent = [], []
+    elif r.before.posts < k:
+        neg, pos = r.now.share("negative"), r.now.share("positive")
+        out.direction = "new"
+        out.headline = f"{name} was discussed in {r.now.posts} posts in the last {len(r.weeks)} weeks."
+        out.summary = [f"{neg.value:.0%} were negative and {pos.value:.0%} positive. The period before had fewer "
+                       f"than {k} posts, too few to compare in public."]
+    return out
+
+
+def comparison(c: Comparison, k: int) -> Comparison:
+    """A copy of the comparison without candidates below k posts and with small cells withheld."""
+    out = copy.copy(c)
+    out.min_cell = k
+    kept, withheld = [], []
+    for x in c.candidates:
+        if x.now.posts < k:
+            withheld.append(x.name)
+            continue
+        x = copy.copy(x)
+        x.now = copy.copy(x.now)
+        x.now.communities = [(name, n) for name, n in x.now.communities if n >= k]
+        x.co_mentions = [m for m in x.co_mentions if m[2] >= k]
+        x.alerts = [a for a in x.alerts if a["posts"] >= k]
+        x.examples = []
+        x.warnings = thin_evidence(x.now, c.weeks, k)
+        kept.append(x)
+    out.candidates = kept
+    out.summary = summarise(kept, k) + [f"{name}: fewer than {k} posts in this window; withheld from public view."
+                                        for name in withheld]
+    return out

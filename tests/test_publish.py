@@ -1,0 +1,133 @@
+"""Publishing safely: anonymous visitors see aggregates, reports and alerts only;
+researchers sign in (datasette-auth-passwords, hashes from the environment) to read
+post text, mentions, per-post tags and raw SQL; serve refuses to publish unprotected."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from click.testing import CliRunner
+from datasette_auth_passwords.utils import hash_password, verify_password
+
+import synth
+from monitor import serve
+from monitor.cli import cli
+from monitor.config import PublishConfig, load_config
+from monitor.errors import ConfigError
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory):
+    path = tmp_path_factory.mktemp("publish") / "story.db"
+    synth.build(path).close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def ds(story):
+    import os
+
+    os.environ["TW_TEST_HASH_ALICE"] = hash_password(PASSWORD)
+    return serve.make_datasette(story, PublishConfig(researchers={"alice": "TW_TEST_HASH_ALICE"}))
+
+
+def call(ds, method, path, actor=None, **kwargs):
+    async def go():
+        await ds.invoke_startup()
+        if actor:
+            kwargs["cookies"] = {"ds_actor": ds.sign({"a": actor}, "actor")}
+        return await getattr(ds.client, method)(path, **kwargs)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("table", serve.RESEARCHER_TABLES)
+def test_anonymous_visitors_cannot_open_post_level_tables(ds, table):
+    assert call(ds, "get", f"/story/{table}").status_code == 403
+    assert call(ds, "get", f"/story/{table}.json").status_code == 403
+    assert call(ds, "get", f"/story/{table}", actor={"id": "alice"}).status_code == 200
+
+
+def test_anonymous_visitors_get_no_raw_sql_but_canned_queries(ds):
+    assert call(ds, "get", "/story.json?sql=select+text+from+posts").status_code == 403
+    assert call(ds, "get", "/story/entity_trend.json?entity=lakeshore").status_code == 200
+    assert call(ds, "get", "/story/posts_about_entity.json?entity=lakeshore&q=").status_code == 403
+    signed_in = call(ds, "get", "/story.json?sql=select+count(*)+as+n+from+posts&_shape=array",
+                     actor={"id": "alice"})
+    assert signed_in.status_code == 200 and signed_in.json()[0]["n"] > 100
+
+
+@pytest.mark.parametrize("view", ["public_entity_weekly", "public_entity_themes", "public_alerts", "entities",
+                                  "models", "sources"])
+def test_anonymous_visitors_see_public_aggregates(ds, view):
+    assert call(ds, "get", f"/story/{view}.json").status_code == 200
+
+
+def test_home_page_lists_no_post_tables_to_anonymous(ds):
+    home = call(ds, "get", "/story")
+    assert home.status_code == 200
+    assert 'href="/story/posts"' not in home.text and 'href="/story/public_entity_weekly"' in home.text
+
+
+def test_a_researcher_signs_in_with_a_password(ds):
+    async def go():
+        await ds.invoke_startup()
+        form = await ds.client.get("/-/login")
+        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
+        cookies = {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+        wrong = await ds.client.post("/-/login", data={"username": "alice", "password": "nope", "csrftoken": token},
+                                     cookies=cookies)
+        right = await ds.client.post("/-/login", data={"username": "alice", "password": PASSWORD,
+                                                       "csrftoken": token}, cookies=cookies)
+        posts = await ds.client.get("/story/posts.json", cookies={"ds_actor": right.cookies.get("ds_actor")})
+        return wrong, right, posts
+
+    wrong, right, posts = asyncio.run(go())
+    assert "Invalid username or password" in wrong.text and "ds_actor" not in wrong.cookies
+    assert right.status_code == 302 and right.cookies.get("ds_actor")
+    assert posts.status_code == 200
+
+
+def test_serve_refuses_to_publish_without_sign_in(monkeypatch):
+    assert serve.check_publish(PublishConfig(), "127.0.0.1") == []
+    with pytest.raises(ConfigError, match="refusing to publish beyond this machine without sign-in"):
+        serve.check_publish(PublishConfig(), "0.0.0.0")
+    cfg = PublishConfig(researchers={"alice": "TW_HASH_ALICE"})
+    monkeypatch.delenv("TW_HASH_ALICE", raising=False)
+    with pytest.raises(ConfigError, match="TW_HASH_ALICE is not set"):
+        serve.check_publish(cfg, "0.0.0.0")
+    monkeypatch.setenv("TW_HASH_ALICE", "hunter2")
+    with pytest.raises(ConfigError, match="does not hold a password hash"):
+        serve.check_publish(cfg, "127.0.0.1")
+    monkeypatch.setenv("TW_HASH_ALICE", hash_password("x"))
+    assert serve.check_publish(cfg, "0.0.0.0") == ["alice"]
+
+
+def test_publish_config_keeps_secrets_out_of_the_file(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[publish]\nresearchers = { alice = "TW_HASH_ALICE" }\nmin_cell = 10\n', encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.publish.researchers == {"alice": "TW_HASH_ALICE"} and cfg.publish.min_cell == 10
+    path.write_text('[publish]\nresearchers = { alice = "pbkdf2_sha256$480000$abc$def" }\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="never the hash itself"):
+        load_config(path)
+    path.write_text("[publish]\nmin_cell = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="min_cell: must be between 1 and 1000"):
+        load_config(path)
+
+
+def test_hash_password_command_prints_a_usable_hash():
+    result = CliRunner().invoke(cli, ["hash-password"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0
+    hashed = result.output.strip().splitlines()[-1]
+    assert hashed.startswith("pbkdf2_sha256$") and verify_password(PASSWORD, hashed)
+    assert PASSWORD not in result.output
+
+
+def test_cli_serve_exits_2_for_a_public_host_without_researchers(dump_config):
+    result = CliRunner().invoke(cli, ["serve", "--config", str(dump_config), "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "without sign-in" in result.output and result.output.count("\n") == 1
