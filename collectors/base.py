@@ -7,11 +7,16 @@ instead of losing it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadItem(ValueError):
@@ -36,6 +41,14 @@ class Post:
     parent_id: str | None = None
     thread_id: str | None = None
     source_ref: str | None = None  # what the source needs to fetch this item again (recheck)
+
+    def __post_init__(self):
+        # A JSON "\ud83d" escape without its pair (dumps have them) decodes to a lone
+        # surrogate, which no UTF-8 database or hash takes: it becomes U+FFFD.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and _SURROGATE.search(value):
+                setattr(self, f.name, _SURROGATE.sub("\ufffd", value))
 
 
 class Collector(ABC):
@@ -67,7 +80,7 @@ def iso_utc(timestamp: Any) -> str:
     """Unix seconds (int, float or numeric string) -> '2026-03-01T12:00:00Z'."""
     try:
         ts = float(timestamp)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int like 10**400
         raise BadItem(f"bad timestamp {timestamp!r}")
     try:
         d = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)

@@ -35,7 +35,10 @@ class FeedCollector(Collector):
             return
         if r.status_code != 200:
             raise SourceFailed(f"{self.url}: HTTP {r.status_code}")
-        parsed = feedparser.parse(r.content, response_headers={"content-type": r.headers.get("content-type", "")})
+        # Not feedparser's sanitizer: it strips <template>, <iframe>, <object> but keeps the text
+        # inside them. html_to_text drops whole elements, and only text is stored.
+        parsed = feedparser.parse(r.content, response_headers={"content-type": r.headers.get("content-type", "")},
+                                  sanitize_html=False)
         if parsed.get("bozo") and not parsed.entries:
             raise SourceFailed(f"{self.url}: not an RSS or Atom feed ({parsed.get('bozo_exception')})")
         self.community = parsed.feed.get("title", "") or self.url
@@ -52,6 +55,10 @@ class FeedCollector(Collector):
         when = raw.get("published_parsed") or raw.get("updated_parsed")
         if not when:
             raise BadItem(f"{key}: feed entry without a date")
+        try:
+            ts = calendar.timegm(when)
+        except (ValueError, OverflowError):  # a date feedparser read but no calendar has: year 0
+            raise BadItem(f"{key}: feed entry with an impossible date")
         content = raw.get("content") or []
         body = content[0].get("value", "") if content else raw.get("summary", "")
         return Post(
@@ -61,7 +68,7 @@ class FeedCollector(Collector):
             community=self.community,
             url=raw.get("link"),
             author=raw.get("author"),
-            created_at=iso_utc(calendar.timegm(when)),
+            created_at=iso_utc(ts),
             title=html_to_text(raw.get("title", "")),
             text=html_to_text(body),
             source_ref=raw.get("link"),

@@ -79,7 +79,7 @@ class RedditDumpCollector(Collector):
                     continue
                 try:
                     item = json.loads(line)
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                except (ValueError, RecursionError):  # bad JSON or UTF-8, a 5000-digit number, [[[[...
                     self.counts["malformed"] += 1
                     continue
                 if not isinstance(item, dict):

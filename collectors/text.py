@@ -22,6 +22,15 @@ class _Text(HTMLParser):
         elif tag in _BLOCK:
             self.parts.append("\n")
 
+    def handle_startendtag(self, tag, attrs):
+        # "<script/>" opens a script all the same: HTML ignores the slash on these elements.
+        self.handle_starttag(tag, attrs)
+        if tag in _SKIP and tag != "svg":
+            if tag in self.CDATA_CONTENT_ELEMENTS:
+                self.set_cdata_mode(tag)
+        else:
+            self.handle_endtag(tag)
+
     def handle_endtag(self, tag):
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
@@ -31,6 +40,13 @@ class _Text(HTMLParser):
     def handle_data(self, data):
         if not self.skip:
             self.parts.append(data)
+
+    def close(self):
+        # A tag, comment or declaration still open at the end was cut off ("<p title=\"<scr",
+        # "<!-- <script>x"): HTMLParser would pass it on as text; browsers drop it, so do we.
+        if len(self.rawdata) > 1 and self.rawdata.startswith("<"):
+            self.rawdata = ""
+        super().close()
 
 
 def html_to_text(html: str) -> str:

@@ -65,7 +65,10 @@ def alias_pattern(alias: str) -> re.Pattern[str] | None:
     tokens = _TOKEN.findall(alias)
     if not tokens:
         return None
-    body = _SEP.join(re.escape(t) for t in tokens)
+    # Between two words: the usual separators, or else whatever the name itself has there
+    # ("Johnson & Johnson", "Smith+Nephew").
+    seps = [_SEP if re.fullmatch(_SEP, gap) else f"(?:{_SEP}|{re.escape(gap)})" for gap in _TOKEN.split(alias)[1:-1]]
+    body = re.escape(tokens[0]) + "".join(sep + re.escape(t) for sep, t in zip(seps, tokens[1:]))
     if is_acronym(alias):
         # Not after a number ("60 MG"), and plural/possessive allowed ("MVRC's").
         return re.compile(rf"(?<![^\W_])(?<!\d )(?<!\d){body}{_SUFFIX}(?![^\W_])")
@@ -124,7 +127,9 @@ class MentionMatcher:
                 p = alias_pattern(s)
                 if p is not None:
                     first = _TOKEN.findall(s)[0]
-                    needle = first if p.flags & re.IGNORECASE == 0 else first.lower()
+                    # casefold, not lower: lower() depends on context (a final sigma), so the
+                    # needle of "ΑΣ.Β" would not be in the lowered text that holds the name
+                    needle = first if p.flags & re.IGNORECASE == 0 else first.casefold()
                     self._patterns.append((p, e.id, needle))
                 tokens = _TOKEN.findall(s)
                 if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
@@ -184,7 +189,7 @@ class MentionMatcher:
 
     def find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
-        low = text.lower()
+        low = text.casefold()
         for pattern, entity, needle in self._patterns:
             if needle not in (low if pattern.flags & re.IGNORECASE else text):
                 continue

@@ -85,27 +85,31 @@ def _store(db, collector, pseudo: Pseudonymizer, counts: dict, state: dict, prog
     else:
         bar = contextlib.nullcontext(collector.fetch(state))
     with bar as items:
-        for raw in items:
-            try:
-                post = collector.to_post(raw)
-            except BadItem:
-                collector.counts["bad_items"] += 1
-                continue
-            if post is None:
-                continue
-            if post.community.lower() in opt_out:
-                collector.counts["opted_out"] += 1
-                continue
-            batch.append(
-                dataclasses.replace(
-                    post,
-                    author=pseudo.author(post.author),
-                    title=mask_contacts(post.title),
-                    text=mask_contacts(post.text),
+        try:
+            for raw in items:
+                try:
+                    post = collector.to_post(raw)
+                except BadItem:
+                    collector.counts["bad_items"] += 1
+                    continue
+                if post is None:
+                    continue
+                if post.community.lower() in opt_out:
+                    collector.counts["opted_out"] += 1
+                    continue
+                batch.append(
+                    dataclasses.replace(
+                        post,
+                        author=pseudo.author(post.author),
+                        title=mask_contacts(post.title),
+                        text=mask_contacts(post.text),
+                    )
                 )
-            )
-            if len(batch) >= BATCH:
-                flush()
+                if len(batch) >= BATCH:
+                    flush()
+        except SourceFailed:
+            flush()  # what was read before the damage is kept
+            raise
     flush()
 
 

@@ -467,7 +467,10 @@ def save_state(db: sqlite_utils.Database, source: str, stype: str, state: dict) 
 
 
 def start_run(db: sqlite_utils.Database, command: str) -> int:
+    """Record a new run. Called under the run lock, so any run still marked 'running' was
+    killed before it could finish: it is marked 'interrupted'."""
     with db.atomic():
+        db.execute("update runs set status = 'interrupted' where status = 'running'")
         return db["runs"].insert(
             {"command": command, "started_at": now(), "status": "running"}, pk="id"
         ).last_pk

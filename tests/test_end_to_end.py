@@ -21,10 +21,12 @@ def demo_db(tmp_path_factory):
     return db
 
 
-def get(ds, path):
+def get(ds, path, researcher: bool = True):
+    """GET in-process, signed in as a researcher (who may read post-level tables) or not."""
     async def go():
         await ds.invoke_startup()
-        return await ds.client.get(path)
+        cookies = {"ds_actor": ds.sign({"a": {"id": "researcher"}}, "actor")} if researcher else None
+        return await ds.client.get(path, cookies=cookies)
 
     return asyncio.run(go())
 
@@ -99,6 +101,7 @@ def test_datasette_shows_posts_and_mentions(demo_db):
     assert all(row["url"].startswith("https://www.reddit.com/r/") for row in r.json())
     html = get(ds, f"/{demo_db.stem}/mentions")
     assert html.status_code == 200 and "Mentions of watched entities" in html.text
+    assert get(ds, f"/{demo_db.stem}/mentions", researcher=False).status_code == 403
 
 
 def test_demo_report_answers_how_trust_moved_this_quarter_and_why(demo_db, tmp_path):
