@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install data demo test train quality throughput clean
+.PHONY: install data demo test train quality throughput load clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ quality: data
 
 throughput: install
 	$(BIN)/python bench/throughput.py
+
+# p95 latency of the public pages under 20 concurrent clients (synthetic data).
+load: install
+	$(BIN)/python bench/load.py --json bench/load.json
 
 clean:
 	rm -rf $(VENV) trustwatch-demo.db trustwatch-demo.db-* .pytest_cache

@@ -98,7 +98,8 @@ def make_datasette(db_path: Path, publish=None, secret: str | None = None):
         metadata=metadata(db_path, publish),
         template_dir=str(d / "templates") if (d / "templates").is_dir() else None,
         plugins_dir=str(plugins) if plugins.is_dir() and any(plugins.glob("*.py")) else None,
-        settings={"sql_time_limit_ms": 3000, "max_returned_rows": 2000},
+        # No facet suggestions: each costs queries on every table page, for every visitor.
+        settings={"sql_time_limit_ms": 3000, "max_returned_rows": 2000, "suggest_facets": False},
         secret=secret,
     )
 

@@ -142,48 +142,49 @@ def m005_publish_settings(db: sqlite_utils.Database) -> None:
     db["publish_settings"].insert({"id": 1, "min_cell": 5})
 
 
-_MIN_CELL = "(select coalesce(max(min_cell), 5) from publish_settings)"
+# The threshold as a one-row table joined once per query (not a subquery per cell).
+_THRESHOLD = "(select coalesce(max(min_cell), 5) as k from publish_settings) threshold"
 
 # What anonymous visitors of the served Datasette see: aggregates of the current model,
 # with every count drawn from fewer than min_cell posts withheld (NULL, suppressed = 1).
 PUBLIC_VIEWS = {
     "public_entity_weekly": f"""
 select w.entity_id, e.name as entity, e.kind, w.week,
-       w.posts < {_MIN_CELL} as suppressed,
-       case when w.posts >= {_MIN_CELL} then w.posts end as posts,
-       case when w.posts >= {_MIN_CELL} then w.negative end as negative,
-       case when w.posts >= {_MIN_CELL} then w.neutral end as neutral,
-       case when w.posts >= {_MIN_CELL} then w.positive end as positive,
-       case when w.posts >= {_MIN_CELL} then w.negative_share end as negative_share,
-       case when w.posts >= {_MIN_CELL} then w.negative_low end as negative_low,
-       case when w.posts >= {_MIN_CELL} then w.negative_high end as negative_high,
-       case when w.posts >= {_MIN_CELL} then w.positive_share end as positive_share,
-       case when w.posts >= {_MIN_CELL} then w.positive_low end as positive_low,
-       case when w.posts >= {_MIN_CELL} then w.positive_high end as positive_high,
-       case when w.posts >= {_MIN_CELL} then w.net_sentiment end as net_sentiment,
-       case when w.posts >= {_MIN_CELL} and w.authors >= {_MIN_CELL} then w.authors end as authors,
-       case when w.posts >= {_MIN_CELL} then w.communities end as communities
-from entity_weekly w join entities e on e.id = w.entity_id
+       w.posts < threshold.k as suppressed,
+       case when w.posts >= threshold.k then w.posts end as posts,
+       case when w.posts >= threshold.k then w.negative end as negative,
+       case when w.posts >= threshold.k then w.neutral end as neutral,
+       case when w.posts >= threshold.k then w.positive end as positive,
+       case when w.posts >= threshold.k then w.negative_share end as negative_share,
+       case when w.posts >= threshold.k then w.negative_low end as negative_low,
+       case when w.posts >= threshold.k then w.negative_high end as negative_high,
+       case when w.posts >= threshold.k then w.positive_share end as positive_share,
+       case when w.posts >= threshold.k then w.positive_low end as positive_low,
+       case when w.posts >= threshold.k then w.positive_high end as positive_high,
+       case when w.posts >= threshold.k then w.net_sentiment end as net_sentiment,
+       case when w.posts >= threshold.k and w.authors >= threshold.k then w.authors end as authors,
+       case when w.posts >= threshold.k then w.communities end as communities
+from entity_weekly w join entities e on e.id = w.entity_id, {_THRESHOLD}
 where w.model = (select id from models where current = 1)
 order by w.entity_id, w.week""",
     "public_entity_themes": f"""
 select t.entity_id, e.name as entity, t.week, t.theme,
-       t.posts < {_MIN_CELL} as suppressed,
-       case when t.posts >= {_MIN_CELL} then t.posts end as posts,
-       case when t.posts >= {_MIN_CELL} and (t.builds = 0 or t.builds >= {_MIN_CELL}) then t.builds end as builds,
-       case when t.posts >= {_MIN_CELL} and (t.erodes = 0 or t.erodes >= {_MIN_CELL}) then t.erodes end as erodes,
-       case when t.posts >= {_MIN_CELL} and (t.erodes = 0 or t.erodes >= {_MIN_CELL}) then t.erodes_share end as erodes_share,
-       case when t.posts >= {_MIN_CELL} and (t.erodes = 0 or t.erodes >= {_MIN_CELL}) then t.erodes_low end as erodes_low,
-       case when t.posts >= {_MIN_CELL} and (t.erodes = 0 or t.erodes >= {_MIN_CELL}) then t.erodes_high end as erodes_high
-from entity_theme_weekly t join entities e on e.id = t.entity_id
+       t.posts < threshold.k as suppressed,
+       case when t.posts >= threshold.k then t.posts end as posts,
+       case when t.posts >= threshold.k and (t.builds = 0 or t.builds >= threshold.k) then t.builds end as builds,
+       case when t.posts >= threshold.k and (t.erodes = 0 or t.erodes >= threshold.k) then t.erodes end as erodes,
+       case when t.posts >= threshold.k and (t.erodes = 0 or t.erodes >= threshold.k) then t.erodes_share end as erodes_share,
+       case when t.posts >= threshold.k and (t.erodes = 0 or t.erodes >= threshold.k) then t.erodes_low end as erodes_low,
+       case when t.posts >= threshold.k and (t.erodes = 0 or t.erodes >= threshold.k) then t.erodes_high end as erodes_high
+from entity_theme_weekly t join entities e on e.id = t.entity_id, {_THRESHOLD}
 where t.model = (select id from models where current = 1)
 order by t.entity_id, t.week, t.theme""",
     "public_alerts": f"""
 select a.week, a.entity_id, e.name as entity, a.metric, a.message, a.posts,
-       case when a.count = 0 or a.count >= {_MIN_CELL} then a.count end as count,
+       case when a.count = 0 or a.count >= threshold.k then a.count end as count,
        a.share_low, a.share_high, a.baseline_posts, a.baseline_share, a.z, a.first_seen
-from alerts a join entities e on e.id = a.entity_id
-where a.model = (select id from models where current = 1) and a.posts >= {_MIN_CELL}
+from alerts a join entities e on e.id = a.entity_id, {_THRESHOLD}
+where a.model = (select id from models where current = 1) and a.posts >= threshold.k
 order by a.week desc, a.z desc""",
 }
 

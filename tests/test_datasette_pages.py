@@ -144,3 +144,18 @@ def test_small_counts_are_withheld_from_anonymous_pages(tmp_path):
     rows = get(ds, "/s/entity_trend.json?_shape=array&entity=lakeshore").json()
     assert {r["posts"] for r in rows if not r["suppressed"]} >= {12} and all(
         r["posts"] is None for r in rows if r["suppressed"])
+
+
+def test_cached_pages_change_when_a_run_finishes(tmp_path):
+    from monitor import aggregate
+
+    db = synth.build(tmp_path / "c.db")
+    ds = make_datasette(tmp_path / "c.db")
+    before = get(ds, "/-/trust/circle", actor=RESEARCHER).text
+    assert get(ds, "/-/trust/circle", actor=RESEARCHER).text == before  # served from the cache
+    run_id = storage.start_run(db, "collect+tag+aggregate")
+    storage.delete_posts(db, [r[0] for r in db.execute("select post_id from mentions where entity_id = 'circle'")])
+    aggregate.update(db, synth.MODEL)
+    storage.finish_run(db, run_id, status="ok")
+    after = get(ds, "/-/trust/circle", actor=RESEARCHER).text
+    assert after != before and "No posts mentioned Motor Neuron Patient Circle" in after

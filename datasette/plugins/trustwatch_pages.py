@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import OrderedDict
 from html import escape
 from urllib.parse import urlencode
 
@@ -24,11 +25,61 @@ from monitor import charts, compare, report, reportdata as rd, suppress
 from monitor.errors import InputError
 
 
+# Rendered pages, keyed on what they show and on the database's state: pages change only
+# when a run finishes (or the publishing threshold changes), so a busy dashboard is
+# computed once per run, not once per visitor.
+_CACHE: "OrderedDict[tuple, str]" = OrderedDict()
+_CACHE_SIZE = 256
+
+
+def _state(db) -> tuple:
+    try:
+        return tuple(db.execute(
+            "select (select coalesce(max(id), 0) from runs), (select max(finished_at) from runs), "
+            "(select count(*) from runs where finished_at is null), "
+            "(select group_concat(min_cell) from publish_settings), "
+            "(select group_concat(id) from models where current = 1)").fetchone())
+    except sqlite3.Error:
+        return ("no-schema",)
+
+
+_INFLIGHT: dict[tuple, asyncio.Future] = {}
+
+
+async def _cached(key: tuple, render) -> str:
+    """The page for key, rendered once (in a worker thread) however many visitors ask at
+    the same moment."""
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    if key in _INFLIGHT:
+        return await asyncio.shield(_INFLIGHT[key])
+    future = asyncio.get_running_loop().create_future()
+    _INFLIGHT[key] = future
+    try:
+        html = await asyncio.to_thread(render)
+    except BaseException as e:
+        future.set_exception(e)
+        future.exception()  # retrieved: waiters re-raise it, nobody logs it as unhandled
+        raise
+    finally:
+        _INFLIGHT.pop(key, None)
+    future.set_result(html)
+    _CACHE[key] = html
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return html
+
+
 def _open(datasette) -> tuple[str, sqlite_utils.Database]:
     database = datasette.get_database()
     conn = sqlite3.connect(f"file:{database.path}?mode=ro", uri=True, check_same_thread=False)
     conn.execute("pragma busy_timeout = 5000")
     return database.name, sqlite_utils.Database(conn)
+
+
+def database_path(datasette) -> str:
+    return datasette.get_database().path
 
 
 async def _may_read_posts(datasette, request, db_name: str) -> bool:
@@ -91,7 +142,8 @@ async def entity_page(request, datasette):
                 r = suppress.entity_report(r, _min_cell(db))
             return report.render_html(r, links=_links(datasette, db_name, ident), excerpts=excerpts)
 
-        return Response.html(await asyncio.to_thread(render))
+        key = ("entity", str(database_path(datasette)), ident, weeks, until, excerpts, _state(db))
+        return Response.html(await _cached(key, render))
     except InputError as e:
         return _error_page(str(e), 404 if "no watched entity" in str(e) else 400)
     finally:
@@ -143,7 +195,8 @@ async def compare_page(request, datasette):
                 body += '<p class="error">Pick at least two entities.</p>'
             return Response.html(_shell("Partner audit", body, links["nav"]), status=400 if ids else 200)
         try:
-            return Response.html(await asyncio.to_thread(build))
+            key = ("compare", str(database_path(datasette)), tuple(ids), weeks, until, excerpts, _state(db))
+            return Response.html(await _cached(key, build))
         except InputError as e:
             return _error_page(str(e), 400)
     finally:
@@ -231,9 +284,13 @@ async def dashboard_page(request, datasette):
     db_name, db = _open(datasette)
     try:
         k = 0 if await _may_read_posts(datasette, request, db_name) else _min_cell(db)
-        body = await asyncio.to_thread(dashboard, db, db_name, datasette, k)
         links = _links(datasette, db_name)
-        return Response.html(_shell("trustwatch dashboard", body, links["nav"][1:]))
+
+        def render():
+            return _shell("trustwatch dashboard", dashboard(db, db_name, datasette, k), links["nav"][1:])
+
+        key = ("dashboard", str(database_path(datasette)), k, _state(db))
+        return Response.html(await _cached(key, render))
     except InputError as e:
         return _error_page(str(e), 503)
     finally:
