@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any, Iterator
+from urllib.parse import quote
 
 from .base import BadItem, Collector, Post, SourceFailed
 from .http import PoliteClient
@@ -40,6 +41,7 @@ class DiscordCollector(Collector):
         self.api = api_base.rstrip("/")
         self.max_pages = max_pages
         self._names: dict[str, str] = {}
+        self._guilds: dict[str, str] = {}  # channel id -> server id, for message links
 
     def _headers(self) -> dict[str, str]:
         token = os.environ.get(self.token_env)
@@ -55,6 +57,34 @@ class DiscordCollector(Collector):
                                "cannot read this channel (it needs View Channel and Read Message History)")
         return data
 
+    def _archived(self, channel: dict, kind: str) -> list[dict]:
+        """Archived threads of a text channel, every page: ``public`` ones, and ``private``
+        ones the bot was added to (a bot with Read Message History only cannot list other
+        private threads, and those stay unread). A 403 here skips that list with a note."""
+        cid = channel["id"]
+        path = (f"/channels/{cid}/threads/archived/public" if kind == "public"
+                else f"/channels/{cid}/users/@me/threads/archived/private")
+        out, before = [], None
+        for _ in range(self.max_pages):
+            query = "limit=100" + (f"&before={quote(str(before), safe='')}" if before else "")  # '+' in a timestamp
+            data = self.client.get_json(f"{self.api}{path}?{query}",
+                                        gone=(403,), expect="the Discord API", headers=self._headers(), robots=False)
+            if data is None:
+                self.notes.append(f"channel {cid}: no access to its {kind} archived threads")
+                return out
+            if not isinstance(data, dict) or not isinstance(data.get("threads"), list):
+                raise SourceFailed(f"{self.api}{path}: expected an object with a list of threads")
+            threads = [t for t in data["threads"] if isinstance(t, dict) and t.get("id")]
+            out += threads
+            if not data.get("has_more") or not threads:
+                break
+            last = threads[-1]
+            before = ((last.get("thread_metadata") or {}).get("archive_timestamp") if kind == "public"
+                      else last["id"])
+            if not before:
+                break
+        return out
+
     def _channels(self) -> list[dict]:
         if self.guild:
             chans = self._get(f"/guilds/{self.guild}/channels")
@@ -66,13 +96,17 @@ class DiscordCollector(Collector):
         threads = []
         for c in out:
             if c.get("type") in TEXT_CHANNELS:
-                archived = self._get(f"/channels/{c['id']}/threads/archived/public")
-                threads += archived.get("threads", [])
+                threads += self._archived(c, "public") + self._archived(c, "private")
         seen, result = set(), []
         for c in out + threads:
             if c.get("id") not in seen:
                 seen.add(c.get("id"))
                 result.append(c)
+        parents = {str(c["id"]): c for c in result}
+        for c in result:  # threads take their server from their parent channel when they lack one
+            guild = c.get("guild_id") or (parents.get(str(c.get("parent_id"))) or {}).get("guild_id") or self.guild
+            if guild:
+                self._guilds[str(c["id"])] = str(guild)
         return result
 
     def fetch(self, state: dict[str, Any]) -> Iterator[dict]:
@@ -94,7 +128,9 @@ class DiscordCollector(Collector):
                 if not page:
                     break
                 for m in page:
-                    m["_channel_name"] = self._names[cid]
+                    if isinstance(m, dict):
+                        m["_channel_name"] = self._names[cid]
+                        m["_guild_id"] = self._guilds.get(cid)
                     yield m
                 ids = sorted((int(m["id"]) for m in page if str(m.get("id", "")).isdigit()))
                 if not ids:
@@ -110,6 +146,8 @@ class DiscordCollector(Collector):
                 newest[cid] = top
 
     def to_post(self, raw: dict) -> Post | None:
+        if not isinstance(raw, dict):
+            raise BadItem("discord message that is not an object")
         mid, cid = raw.get("id"), raw.get("channel_id")
         if not mid or not cid or not isinstance(raw.get("timestamp"), str):
             raise BadItem("discord message without id, channel or timestamp")
@@ -126,7 +164,7 @@ class DiscordCollector(Collector):
             source=self.name,
             platform=self.platform,
             community=f"discord #{raw.get('_channel_name', cid)}",
-            url=None,
+            url=f"https://discord.com/channels/{raw['_guild_id']}/{cid}/{mid}" if raw.get("_guild_id") else None,
             author=str(author.get("id") or author.get("username") or "") or None,
             created_at=raw["timestamp"][:19] + "Z",
             title="",

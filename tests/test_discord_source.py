@@ -29,7 +29,10 @@ class FakeDiscord:
         self.messages = {"111": [message(1000 + i, "111", f"message {i} about Lakeshore <@55> <@&66> <#77>")
                                  for i in range(150)],
                          "222": [message(5000, "222", "thread start"), message(5001, "222", "reply", ref=5000),
-                                 message(5002, "222", "I am a bot", bot=True), message(5003, "222", "", mtype=7)]}
+                                 message(5002, "222", "I am a bot", bot=True), message(5003, "222", "", mtype=7)],
+                         "223": [message(6000, "223", "an old archived thread")],
+                         "224": [message(7000, "224", "a private thread the bot was added to")]}
+        self.private_archived = 200
         self.requests = []
         self.throttled = False
 
@@ -50,8 +53,21 @@ class FakeDiscord:
             return 200, {"id": "111", "type": 0, "name": "trial-talk", "guild_id": "9"}, {}
         if path == "/channels/333":
             return 403, {"message": "Missing Access", "code": 50001}, {}
-        if path == "/channels/111/threads/archived/public":
-            return 200, {"threads": [{"id": "222", "type": 11, "name": "lumen-thread"}], "has_more": False}, {}
+        if path == "/channels/111/threads/archived/public":  # two pages, paged by archive time
+            q = parse_qs(url.query)
+            if "before" not in q:
+                return 200, {"threads": [{"id": "222", "type": 11, "name": "lumen-thread", "parent_id": "111",
+                                          "thread_metadata": {"archive_timestamp": "2026-05-02T00:00:00+00:00"}}],
+                             "has_more": True}, {}
+            assert q["before"] == ["2026-05-02T00:00:00+00:00"]
+            return 200, {"threads": [{"id": "223", "type": 11, "name": "old-thread", "parent_id": "111",
+                                      "thread_metadata": {"archive_timestamp": "2026-04-01T00:00:00+00:00"}}],
+                         "has_more": False}, {}
+        if path == "/channels/111/users/@me/threads/archived/private":
+            if self.private_archived == 403:
+                return 403, {"message": "Missing Access", "code": 50001}, {}
+            return 200, {"threads": [{"id": "224", "type": 12, "name": "private-thread", "parent_id": "111"}],
+                         "has_more": False}, {}
         m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
         if m:
             found = [x for x in self.messages.get(m.group(1), []) if x["id"] == m.group(2)]
@@ -101,13 +117,16 @@ def test_channels_and_threads_collected_incrementally(tmp_path, tiny_encoder_dir
     cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path, api)
     quiet = lambda m: None  # noqa: E731
     report = pipeline.run(cfg, log=quiet, tagger=tiny_tagger)
-    assert report.new == 152 and report.sources["mg-discord"]["bots"] == 1
+    assert report.new == 154 and report.sources["mg-discord"]["bots"] == 1
     assert any("before=1050" in r for r in fake.requests)  # paged back through 150 messages
     db = storage.open_db(cfg.database)
     post = db["posts"].get("discord:1000")
     assert post["text"] == "message 0 about Lakeshore @user @role #channel"
     assert post["community"] == "discord #trial-talk" and post["author"].startswith("a_")
     assert db["posts"].get("discord:5001")["parent_id"] == "discord:5000"
+    assert post["url"] == "https://discord.com/channels/9/111/1000"  # links work for the server's members
+    assert db["posts"].get("discord:6000")["text"] == "an old archived thread"  # second page of archived threads
+    assert db["posts"].get("discord:7000")["url"] == "https://discord.com/channels/9/224/7000"
     assert db.execute("select count(*) from mentions where entity_id = 'lakeshore'").fetchone()[0] == 150
     assert db["sources"].get("mg-discord")["consent"].startswith("Invited by the fictional server")
 
@@ -157,5 +176,16 @@ def test_guild_mode_takes_text_channels_and_threads(tmp_path, tiny_encoder_dir, 
         api_base = "{api}"
         """, extra="[collect]\nmin_interval = 0"))
     report = pipeline.run(cfg, log=lambda m: None, tagger=tiny_tagger)
-    assert report.new == 152 and not report.failed
+    assert report.new == 154 and not report.failed
     assert not any("/channels/444" in r for r in fake.requests)  # voice channel skipped
+
+
+def test_private_archived_threads_without_access_are_noted_not_fatal(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, discord, tiny_tagger, monkeypatch):
+    fake, api = discord
+    fake.private_archived = 403
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", TOKEN)
+    cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path, api)
+    notes = []
+    report = pipeline.run(cfg, log=notes.append, tagger=tiny_tagger)
+    assert not report.failed and report.new == 153
+    assert any("no access to its private archived threads" in n for n in notes)
