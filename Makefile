@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install data demo test train quality throughput load clean
+.PHONY: install data demo test train quality throughput load bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ quality: data
 
 throughput: install
 	$(BIN)/python bench/throughput.py
+
+# Scale figures at BENCH_POSTS fictional posts (default a million; under 20 minutes on
+# 2 cores): writes bench/results.json and prints a short table.
+bench: install
+	$(BIN)/python bench/scale.py --out bench/results.json
 
 # p95 latency of the public pages under 20 concurrent clients (synthetic data).
 load: install

@@ -40,13 +40,26 @@ def demo_posts(n: int):
     return out[:n]
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--posts", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5)
-    args = ap.parse_args(argv)
+def dump_posts(path: str, n: int):
+    """The first n posts of a Reddit dump (e.g. bench/synth.py's)."""
+    import dataclasses
 
+    from collectors import RedditDumpCollector
+
+    c = RedditDumpCollector("bench", Path(path))
+    out = []
+    for raw in c.fetch({}):
+        p = c.to_post(raw)
+        if p is not None:
+            out.append(dataclasses.replace(p, author=None))
+        if len(out) >= n:
+            break
+    return out
+
+
+def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None) -> dict:
+    """Raw encoder forward against `trustwatch tag` on the same posts (the demo's, or the
+    first of a dump file), interleaved rounds; prints the figures and returns them."""
     import torch
 
     from models import load_tagger
@@ -56,17 +69,18 @@ def main(argv=None) -> None:
     from monitor.cli import DEMO_DIR
 
     demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
-    posts = demo_posts(args.posts)
-    tagger = load_tagger(demo_cfg.watch, batch_size=args.batch)
+    n_posts = posts
+    posts = dump_posts(source, n_posts) if source else demo_posts(n_posts)
+    tagger = load_tagger(demo_cfg.watch, batch_size=batch)
     texts = [full_text(p.title, p.text) for p in posts]
     lengths = sorted(tagger.encoder.token_lengths(texts))
-    tagger.encoder.encode(texts[:32], batch_size=args.batch)  # warm up
+    tagger.encoder.encode(texts[:32], batch_size=batch)  # warm up
 
     raws, tags = [], []
     mentions = 0
-    for _ in range(args.rounds):  # interleaved rounds: a busy moment hits both sides
+    for _ in range(rounds):  # interleaved rounds: a busy moment hits both sides
         t0 = time.perf_counter()
-        tagger.encoder.encode(texts, batch_size=args.batch)
+        tagger.encoder.encode(texts, batch_size=batch)
         raws.append(len(posts) / (time.perf_counter() - t0))
         with tempfile.TemporaryDirectory() as tmp:
             cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
@@ -85,8 +99,21 @@ def main(argv=None) -> None:
           f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
     print(f"raw encoder forward: {raw:7.1f} posts/s (median)")
     print(f"trustwatch tag:      {tag:7.1f} posts/s (median)")
-    print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {args.rounds} rounds; "
+    print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {rounds} rounds; "
           f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+    return {"tag_posts_per_s": round(tag, 1), "raw_posts_per_s": round(raw, 1),
+            "tag_vs_encoder": round(statistics.median(ratios), 3), "tokens_median": lengths[len(lengths) // 2],
+            "posts": len(posts), "mentions": mentions}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--dump", help="take the posts from this Reddit dump instead of the demo")
+    args = ap.parse_args(argv)
+    measure(args.posts, args.batch, args.rounds, args.dump)
 
 
 if __name__ == "__main__":

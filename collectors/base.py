@@ -45,10 +45,13 @@ class Post:
     def __post_init__(self):
         # A JSON "\ud83d" escape without its pair (dumps have them) decodes to a lone
         # surrogate, which no UTF-8 database or hash takes: it becomes U+FFFD.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, str) and _SURROGATE.search(value):
-                setattr(self, f.name, _SURROGATE.sub("\ufffd", value))
+        for name in _POST_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
+                setattr(self, name, _SURROGATE.sub("\ufffd", value))
+
+
+_POST_FIELDS = [f.name for f in dataclasses.fields(Post)]
 
 
 class Collector(ABC):

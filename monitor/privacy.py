@@ -39,7 +39,14 @@ class Pseudonymizer:
         return "a_" + digest.hexdigest()[:20]
 
 
+_PHONE_HINT = re.compile(r"\d{3}[\s.-]\d{3}")  # what every masked phone number contains
+
+
 def mask_contacts(text: str) -> str:
-    """E-mail addresses and phone numbers never reach the database."""
-    text = _EMAIL.sub("[email]", text)
-    return _PHONE.sub("[phone]", text)
+    """E-mail addresses and phone numbers never reach the database. (Cheap tests first:
+    most posts have neither an '@' nor two groups of three digits.)"""
+    if "@" in text:
+        text = _EMAIL.sub("[email]", text)
+    if _PHONE_HINT.search(text):
+        text = _PHONE.sub("[phone]", text)
+    return text

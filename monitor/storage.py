@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -236,6 +235,10 @@ def content_hash(title: str, text: str) -> str:
     return hashlib.sha256(f"{title}\x00{text}".encode("utf-8")).hexdigest()[:16]
 
 
+_POST_COLUMNS = ("id", "source", "platform", "community", "url", "author", "created_at", "title", "text",
+                 "parent_id", "thread_id", "source_ref")
+
+
 def save_posts(db: sqlite_utils.Database, posts: list, keep_after: str | None = None) -> tuple[int, int]:
     """Upsert posts; returns (new, updated). An unchanged post is not written at all;
     posts created before ``keep_after`` (retention) are not stored."""
@@ -245,7 +248,7 @@ def save_posts(db: sqlite_utils.Database, posts: list, keep_after: str | None = 
         return 0, 0
     rows = {}
     for p in posts:
-        row = asdict(p)
+        row = {name: getattr(p, name) for name in _POST_COLUMNS}  # flat: cheaper than asdict
         row["content_hash"] = content_hash(row["title"], row["text"])
         rows[row["id"]] = row  # the same item twice in one batch: one row
     existing = {
@@ -266,7 +269,9 @@ def save_posts(db: sqlite_utils.Database, posts: list, keep_after: str | None = 
             changed.append(row)
     with db.atomic():
         if new:
-            db["posts"].insert_all(new, pk="id")
+            cols = list(new[0])
+            db.conn.executemany(f"insert into posts ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+                                [tuple(r[c] for c in cols) for r in new])
         if changed:
             db["posts"].upsert_all(changed, pk="id")
     return len(new), len(changed)
