@@ -89,4 +89,30 @@ def iso_utc(timestamp: Any) -> str:
         d = dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise BadItem(f"timestamp out of range {timestamp!r}")
-    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(d)
+
+
+def str_or_none(value: Any) -> str | None:
+    """A field an API documents as a string: itself where it is one; None where it is null,
+    missing, a number, a list or an object."""
+    return value if isinstance(value, str) else None
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An API's ISO 8601 time ('2026-03-01T12:00:00.000Z', '...+02:00') as an aware UTC
+    datetime; None where it is absent, not a string, or not a time. No offset means UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=dt.timezone.utc)
+        return d.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 at +05:00 is before year 1 in UTC
+        return None
+
+
+def format_utc(d: dt.datetime) -> str:
+    """An aware datetime -> '2026-03-01T12:00:00Z' (years before 1000 zero-padded, which
+    strftime's %Y does not do)."""
+    return d.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"

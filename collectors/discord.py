@@ -13,7 +13,7 @@ import re
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from .base import BadItem, Collector, Post, SourceFailed
+from .base import BadItem, Collector, Post, SourceFailed, format_utc, parse_time, str_or_none
 from .http import PoliteClient
 
 DEFAULT_API = "https://discord.com/api/v10"
@@ -22,6 +22,12 @@ THREADS = {10, 11, 12}
 _USER = re.compile(r"<@!?\d+>")
 _ROLE = re.compile(r"<@&\d+>")
 _CHANNEL = re.compile(r"<#\d+>")
+
+
+def _snowflake(value: Any) -> str | None:
+    """A Discord id (decimal digits in a string); None for anything else: '²' is a digit
+    to str.isdigit() and not to int()."""
+    return value if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def mask_discord(text: str) -> str:
@@ -74,12 +80,13 @@ class DiscordCollector(Collector):
                 return out
             if not isinstance(data, dict) or not isinstance(data.get("threads"), list):
                 raise SourceFailed(f"{self.api}{path}: expected an object with a list of threads")
-            threads = [t for t in data["threads"] if isinstance(t, dict) and t.get("id")]
+            threads = [t for t in data["threads"] if isinstance(t, dict) and _snowflake(t.get("id"))]
             out += threads
             if not data.get("has_more") or not threads:
                 break
             last = threads[-1]
-            before = ((last.get("thread_metadata") or {}).get("archive_timestamp") if kind == "public"
+            meta = last.get("thread_metadata")
+            before = ((meta.get("archive_timestamp") if isinstance(meta, dict) else None) if kind == "public"
                       else last["id"])
             if not before:
                 break
@@ -88,11 +95,18 @@ class DiscordCollector(Collector):
     def _channels(self) -> list[dict]:
         if self.guild:
             chans = self._get(f"/guilds/{self.guild}/channels")
-            out = [c for c in chans if c.get("type") in TEXT_CHANNELS]
             active = self._get(f"/guilds/{self.guild}/threads/active")
-            out += [t for t in active.get("threads", []) if t.get("type") in THREADS]
+            listed = active.get("threads", []) if isinstance(active, dict) else None
+            if not isinstance(chans, list) or not isinstance(listed, list):
+                raise SourceFailed(f"{self.api}/guilds/{self.guild}: expected a list of channels and of active threads")
+            out = [c for c in chans if isinstance(c, dict) and c.get("type") in TEXT_CHANNELS]
+            out += [t for t in listed if isinstance(t, dict) and t.get("type") in THREADS]
         else:
             out = [self._get(f"/channels/{cid}") for cid in self.channels]
+            for cid, c in zip(self.channels, out):
+                if not isinstance(c, dict) or not _snowflake(c.get("id")):
+                    raise SourceFailed(f"{self.api}/channels/{cid}: expected a channel object")
+        out = [c for c in out if _snowflake(c.get("id"))]
         threads = []
         for c in out:
             if c.get("type") in TEXT_CHANNELS:
@@ -132,7 +146,7 @@ class DiscordCollector(Collector):
                         m["_channel_name"] = self._names[cid]
                         m["_guild_id"] = self._guilds.get(cid)
                     yield m
-                ids = sorted((int(m["id"]) for m in page if str(m.get("id", "")).isdigit()))
+                ids = sorted(int(m["id"]) for m in page if isinstance(m, dict) and _snowflake(m.get("id")))
                 if not ids:
                     break
                 if top is None or ids[-1] > int(top):
@@ -148,27 +162,28 @@ class DiscordCollector(Collector):
     def to_post(self, raw: dict) -> Post | None:
         if not isinstance(raw, dict):
             raise BadItem("discord message that is not an object")
-        mid, cid = raw.get("id"), raw.get("channel_id")
-        if not mid or not cid or not isinstance(raw.get("timestamp"), str):
+        mid, cid, created = _snowflake(raw.get("id")), _snowflake(raw.get("channel_id")), parse_time(raw.get("timestamp"))
+        if not mid or not cid or created is None:
             raise BadItem("discord message without id, channel or timestamp")
-        author = raw.get("author") or {}
+        author = raw.get("author") if isinstance(raw.get("author"), dict) else {}
         if author.get("bot"):
             self.counts["bots"] += 1
             return None
         if raw.get("type", 0) not in (0, 19):  # default and reply; not joins, pins, ...
             self.counts["system"] += 1
             return None
-        ref = (raw.get("message_reference") or {}).get("message_id")
+        reference = raw.get("message_reference")
+        ref = _snowflake(reference.get("message_id")) if isinstance(reference, dict) else None
         return Post(
             id=f"discord:{mid}",
             source=self.name,
             platform=self.platform,
             community=f"discord #{raw.get('_channel_name', cid)}",
             url=f"https://discord.com/channels/{raw['_guild_id']}/{cid}/{mid}" if raw.get("_guild_id") else None,
-            author=str(author.get("id") or author.get("username") or "") or None,
-            created_at=raw["timestamp"][:19] + "Z",
+            author=str_or_none(author.get("id")) or str_or_none(author.get("username")),
+            created_at=format_utc(created),
             title="",
-            text=mask_discord(raw.get("content") or ""),
+            text=mask_discord(str_or_none(raw.get("content")) or ""),
             parent_id=f"discord:{ref}" if ref else None,
             thread_id=f"discord:channel:{cid}",
             source_ref=f"{cid}/{mid}",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
-from .base import BadItem, Collector, Post, SourceFailed
+from .base import BadItem, Collector, Post, SourceFailed, format_utc, parse_time, str_or_none
 from .http import PoliteClient
 from .text import html_to_text
 
@@ -28,7 +28,7 @@ class MastodonCollector(Collector):
     def _page(self, tag: str, max_id: str | None) -> list[dict]:
         url = f"{self.base}/api/v1/timelines/tag/{quote(tag)}?limit={PAGE}"
         if max_id:
-            url += f"&max_id={max_id}"
+            url += f"&max_id={quote(max_id, safe='')}"  # an id is the server's text: "&", "#", controls
         data = self.client.get_json(url, expect="a Mastodon instance")
         if not isinstance(data, list):
             raise SourceFailed(f"{url}: expected a list of statuses")
@@ -45,59 +45,78 @@ class MastodonCollector(Collector):
                 if not page:
                     break
                 reached = False
+                last = None
                 for status in page:
-                    sid = str(status.get("id", ""))
+                    sid = _status_id(status)
+                    if sid is None:  # not a status, or one without an id to page by
+                        self.counts["bad_items"] += 1
+                        continue
                     if since and _id_key(sid) <= _id_key(since):
                         reached = True
                         break
                     if top is None or _id_key(sid) > _id_key(top):
                         top = sid
+                    last = sid
                     yield status
-                if reached:
+                if reached or last is None:
                     break
-                max_id = str(page[-1].get("id"))
+                max_id = last
             else:
                 self.notes.append(f"#{tag}: stopped after {self.max_pages} pages; older statuses were not collected")
             if top:
                 newest[tag] = top
 
     def to_post(self, raw: dict) -> Post | None:
-        uri, sid = raw.get("uri"), raw.get("id")
-        if not uri or not sid:
+        """A field of the wrong type counts as missing: without an id, uri or time the
+        status is a BadItem; without text, a link or an account it is stored without."""
+        sid = _status_id(raw)
+        uri = str_or_none(raw.get("uri")) if sid else None
+        if not uri:
             raise BadItem("status without id or uri")
         if raw.get("visibility") not in (None, "public", "unlisted"):
             self.counts["not_public"] += 1
             return None
-        created = raw.get("created_at")
-        if not isinstance(created, str) or len(created) < 19:
+        created = parse_time(raw.get("created_at"))
+        if created is None:
             raise BadItem(f"status {sid}: bad created_at")
-        spoiler = html_to_text(raw.get("spoiler_text") or "")
-        account = raw.get("account") or {}
+        spoiler = html_to_text(str_or_none(raw.get("spoiler_text")) or "")
+        account = raw.get("account")
         return Post(
             id=f"mastodon:{uri}",
             source=self.name,
             platform=self.platform,
             community=self.host,
-            url=raw.get("url") or uri,
-            author=account.get("acct") if isinstance(account, dict) else None,
-            created_at=created[:19] + "Z",
+            url=str_or_none(raw.get("url")) or uri,
+            author=str_or_none(account.get("acct")) if isinstance(account, dict) else None,
+            created_at=format_utc(created),
             title=spoiler,
-            text=html_to_text(raw.get("content") or ""),
+            text=html_to_text(str_or_none(raw.get("content")) or ""),
             parent_id=None,
             thread_id=None,
-            source_ref=str(sid),
+            source_ref=sid,
         )
 
     can_recheck = True
 
     def recheck(self, refs: list[tuple[str, str]]) -> Iterator[tuple[str, str | None]]:
         for post_id, ref in refs:
-            data = self.client.get_json(f"{self.base}/api/v1/statuses/{ref}", gone=(404, 410),
-                                        expect="a Mastodon instance")
+            url = f"{self.base}/api/v1/statuses/{ref}"
+            data = self.client.get_json(url, gone=(404, 410), expect="a Mastodon instance")
+            if data is not None and not isinstance(data, dict):
+                raise SourceFailed(f"{url}: expected a status object")
             if data is None or data.get("visibility") not in (None, "public", "unlisted"):
                 yield post_id, None
             else:
-                yield post_id, html_to_text(data.get("content") or "")
+                yield post_id, html_to_text(str_or_none(data.get("content")) or "")
+
+
+def _status_id(status: Any) -> str | None:
+    """A status's id (a string, numeric on Mastodon itself); None where the status is not
+    an object or its id is missing, empty or of another type."""
+    sid = status.get("id") if isinstance(status, dict) else None
+    if type(sid) is int:
+        sid = str(sid)
+    return sid if isinstance(sid, str) and sid else None
 
 
 def _id_key(sid: str) -> tuple[int, str]:

@@ -73,7 +73,7 @@ class RedditCollector(Collector):
         kind, thing = raw
         try:
             fullname = thing.fullname
-            author = thing.author
+            author = str(thing.author) if thing.author else None
             created = iso_utc(thing.created_utc)
             sub = str(thing.subreddit)
             permalink = thing.permalink
@@ -84,8 +84,10 @@ class RedditCollector(Collector):
                 title, text = "", thing.body
                 thread = f"reddit:{thing.link_id}"
                 parent = f"reddit:{thing.parent_id}"
-        except AttributeError as e:
+        except (AttributeError, TypeError) as e:  # TypeError: praw's fullname or author name of a null
             raise BadItem(f"reddit item missing a field: {e}")
+        if not isinstance(title, str) or not isinstance(text, str):
+            raise BadItem(f"{fullname}: title or text is not a string")
         if text.strip() in GONE or getattr(thing, "removed_by_category", None):
             self.counts["deleted"] += 1
             return None
@@ -95,7 +97,7 @@ class RedditCollector(Collector):
             platform=self.platform,
             community=f"r/{sub}",
             url=f"https://www.reddit.com{permalink}",
-            author=str(author) if author else None,
+            author=author,
             created_at=created,
             title=title,
             text=text,
