@@ -155,7 +155,7 @@ def pct(values: list[float], q: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=int(os.environ.get("BENCH_POSTS", 1_000_000)))
-    ap.add_argument("--tag-sample", type=int, default=600)
+    ap.add_argument("--tag-sample", type=int, default=300)
     ap.add_argument("--queries", type=int, default=40, help="requests per query")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--workdir", type=Path, help="keep the databases here (default: a temporary folder)")
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         "baseline": "/-/versions.json",
         "entity_trend": "/bench/entity_trend.json?entity=lakeshore",
         "theme_breakdown": "/bench/theme_breakdown.json?entity=lakeshore",
-        "fts_search": "/bench/posts_about_entity.json?entity=lakeshore&q=placebo",
+        "fts_search": "/bench/search_posts_about_entity.json?entity=lakeshore&q=placebo",
     }
     import asyncio
 

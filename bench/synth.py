@@ -34,9 +34,15 @@ ENTITIES = [
     ("mn-circle", "group", "Motor Neuron Patient Circle", "MN Patient Circle", []),
     ("calm-als", "trial", "CALM-ALS", "CALM-ALS", []),
 ]
-WORDS = ("trial visit nurse consent results placebo travel coordinator dose study week months "
-         "doctor scan bloods waiting letter phone parking hope tired grateful worried answer "
-         "family appointment screening site drug side effects enrolment extension").split()
+# Everyday words make up most of a post; topical words appear in a few posts each, as in
+# real forums (so a full-text search for one matches a realistic few percent of posts).
+WORDS = ("i the and to a of it my in was for that is on with we but he she they have had this "
+         "just so not be at are about what like can all her his from one or when out up there "
+         "if do been get would time our them some more me back know really now think go still "
+         "day week months doctor visit nurse study trial waiting family appointment phone letter "
+         "tired hope grateful worried answer site drug dose scan bloods results side effects").split()
+TOPICAL = {"placebo": 0.03, "consent": 0.05, "travel": 0.04, "enrolment": 0.02, "extension": 0.02,
+           "parking": 0.01, "coordinator": 0.04, "screening": 0.03}
 THEMES = ["transparency", "commitment", "respect", "competence_safety", "conflict_of_interest",
           "access_burden", "privacy_consent"]
 COMMUNITIES = ["r/ALS", "r/clinicaltrials", "r/CysticFibrosis", "r/lupus", "r/ChronicIllness",
@@ -46,7 +52,11 @@ START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 def _text(rng: random.Random) -> str:
     n = max(5, min(900, int(rng.lognormvariate(4.3, 0.7))))  # words; median ~74, mean ~95
-    return " ".join(rng.choice(WORDS) for _ in range(n)) + "."
+    words = rng.choices(WORDS, k=n)
+    for word, share in TOPICAL.items():
+        if rng.random() < share:
+            words[rng.randrange(n)] = word
+    return " ".join(words) + "."
 
 
 def posts(n: int, seed: int = 7, weeks: int = 104):
@@ -60,7 +70,7 @@ def posts(n: int, seed: int = 7, weeks: int = 104):
         if rng.random() < 0.4:
             for e in rng.sample(ENTITIES, 2 if rng.random() < 0.15 else 1):
                 at = len(body) + 1
-                body = f"{body} {e[3]} {' '.join(rng.choice(WORDS) for _ in range(12))}."
+                body = f"{body} {e[3]} {' '.join(rng.choices(WORDS, k=12))}."
                 found.append((e[0], e[3], at))
         title = "" if rng.random() < 0.7 else "Fictional post about " + rng.choice(WORDS)
         offset = len(title) + 2 if title else 0

@@ -155,7 +155,8 @@ def test_comparison_file_renders(browser, story, tmp_path):
     ("/-/compare?ids=hope&ids=lantern&ids=circle", 3, False),
     ("/story/entity_trend?entity=lakeshore", 0, False),
     ("/story/public_entity_weekly?_facet=kind", 0, False),
-    ("/story/posts_about_entity?entity=lakeshore&q=letter", 0, True),
+    ("/story/search_posts_about_entity?entity=lakeshore&q=letter", 0, True),
+    ("/story/posts_about_entity?entity=lakeshore", 0, True),
     ("/story/posts?_facet=community", 0, True),
     ("/-/login", 0, False),
 ])

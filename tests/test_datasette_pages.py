@@ -99,7 +99,8 @@ def test_compare_form_and_its_checks(ds):
     ("entity_trend", "entity=lakeshore"),
     ("theme_breakdown", "entity=lakeshore"),
     ("site_vs_partners", "entity=lakeshore"),
-    ("posts_about_entity", "entity=lakeshore&q=letter"),
+    ("posts_about_entity", "entity=lakeshore"),
+    ("search_posts_about_entity", "entity=lakeshore&q=letter"),
     ("recent_alerts", ""),
     ("weekly_by_kind", "kind=group"),
     ("entity_reach", "entity=lantern&start=2026-01-01&end=2027-01-01"),
@@ -119,9 +120,9 @@ def test_canned_query_results(ds):
     assert trend[0]["suppressed"] == 1 and trend[0]["posts"] is None  # 3 posts: withheld in public
     family = {r["entity"] for r in get(ds, "/story/site_vs_partners.json?_shape=array&entity=lakeshore").json()}
     assert family == {"Lakeshore Clinical Research Institute", "ALS Hope Alliance"}
-    found = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=letter", RESEARCHER).json()
+    found = get(ds, "/story/search_posts_about_entity.json?_shape=array&entity=lakeshore&q=letter", RESEARCHER).json()
     assert found and all("form letter" in r["excerpt"] for r in found)
-    everything = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore&q=", RESEARCHER).json()
+    everything = get(ds, "/story/posts_about_entity.json?_shape=array&entity=lakeshore", RESEARCHER).json()
     assert len(everything) > len(found)
 
 

@@ -55,7 +55,8 @@ def test_anonymous_visitors_cannot_open_post_level_tables(ds, table):
 def test_anonymous_visitors_get_no_raw_sql_but_canned_queries(ds):
     assert call(ds, "get", "/story.json?sql=select+text+from+posts").status_code == 403
     assert call(ds, "get", "/story/entity_trend.json?entity=lakeshore").status_code == 200
-    assert call(ds, "get", "/story/posts_about_entity.json?entity=lakeshore&q=").status_code == 403
+    assert call(ds, "get", "/story/posts_about_entity.json?entity=lakeshore").status_code == 403
+    assert call(ds, "get", "/story/search_posts_about_entity.json?entity=lakeshore&q=letter").status_code == 403
     signed_in = call(ds, "get", "/story.json?sql=select+count(*)+as+n+from+posts&_shape=array",
                      actor={"id": "alice"})
     assert signed_in.status_code == 200 and signed_in.json()[0]["n"] > 100
