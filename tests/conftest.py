@@ -106,3 +106,37 @@ def dump_config(tmp_path, tiny_encoder_dir, tiny_heads_path, salt) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Path:
+    """A database with known stories and no model (tests/synth.py), one per test module."""
+    import synth
+
+    path = tmp_path_factory.mktemp("story") / "story.db"
+    synth.build(path).close()
+    return path
+
+
+def query(db: Path, sql: str, params=()) -> list[tuple]:
+    """Rows of one query on a database file, through its own connection."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def ds_request(ds, path: str, actor: dict | None = None, method: str = "get", **kwargs):
+    """A request to a Datasette instance in-process, anonymous or signed in as ``actor``."""
+    import asyncio
+
+    async def go():
+        await ds.invoke_startup()
+        if actor:
+            kwargs["cookies"] = {"ds_actor": ds.sign({"a": actor}, "actor")}
+        return await getattr(ds.client, method)(path, **kwargs)
+
+    return asyncio.run(go())

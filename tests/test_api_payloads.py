@@ -16,7 +16,6 @@ import functools
 import json
 import re
 import shutil
-import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 from collectors import (BadItem, DiscordCollector, DiscourseCollector, MastodonCollector, PoliteClient, Post,
                         RedditCollector, RedditDumpCollector, SourceFailed)
 from collectors.base import iso_utc
-from conftest import FIXTURES, write_config
+from conftest import FIXTURES, query, write_config
 from fakes import loopback_server
 from monitor.cli import cli
 
@@ -472,14 +471,6 @@ def collect(tmp_path: Path, sources: str):
     config = write_config(tmp_path, tmp_path / "no-encoder", tmp_path / "no-heads.npz",
                           extra="[collect]\nmin_interval = 0", sources=sources)
     return CliRunner().invoke(cli, ["collect", "--config", str(config)], catch_exceptions=False)
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def run_record(db: Path, source: str) -> tuple[str, dict, dict]:

@@ -5,14 +5,13 @@ stores everything else."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 import zstandard
 from click.testing import CliRunner
 
-from conftest import FIXTURES, write_config
+from conftest import FIXTURES, query, write_config
 from fakes import loopback_server
 from monitor.cli import cli
 
@@ -27,14 +26,6 @@ def one_line_error(result, code: int, *parts: str) -> None:
     assert "Traceback" not in result.output
     for part in parts:
         assert part in result.output, (part, result.output)
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 # --- config and watchlist -----------------------------------------------------------------

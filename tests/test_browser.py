@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-import synth
 from monitor import compare, report
 
 CHROMIUM = os.environ.get("TRUSTWATCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,13 +35,6 @@ def browser():
             "--no-first-run", "--disable-sync"])
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):
-    path = tmp_path_factory.mktemp("browser") / "story.db"
-    synth.build(path).close()
-    return path
 
 
 @pytest.fixture(scope="module")

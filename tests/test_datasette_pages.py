@@ -3,22 +3,15 @@ the canned queries behind every number, in-process (no network)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from html import unescape
 
 import pytest
 
 import synth
+from conftest import ds_request
 from monitor import report, storage
 from monitor.serve import make_datasette, metadata
-
-
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pages") / "story.db"
-    synth.build(path).close()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +23,7 @@ RESEARCHER = {"id": "researcher"}
 
 
 def get(ds, path, actor=None):
-    """GET in-process, anonymous or signed in as ``actor``."""
-    async def go():
-        await ds.invoke_startup()
-        cookies = {"ds_actor": ds.sign({"a": actor}, "actor")} if actor else None
-        return await ds.client.get(path, cookies=cookies)
-
-    return asyncio.run(go())
+    return ds_request(ds, path, actor)
 
 
 def test_home_page_links_a_report_per_entity(ds):

@@ -11,20 +11,13 @@ import pytest
 from click.testing import CliRunner
 from datasette_auth_passwords.utils import hash_password, verify_password
 
-import synth
+from conftest import ds_request
 from monitor import serve
 from monitor.cli import cli
 from monitor.config import PublishConfig, load_config
 from monitor.errors import ConfigError
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):
-    path = tmp_path_factory.mktemp("publish") / "story.db"
-    synth.build(path).close()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +29,7 @@ def ds(story):
 
 
 def call(ds, method, path, actor=None, **kwargs):
-    async def go():
-        await ds.invoke_startup()
-        if actor:
-            kwargs["cookies"] = {"ds_actor": ds.sign({"a": actor}, "actor")}
-        return await getattr(ds.client, method)(path, **kwargs)
-
-    return asyncio.run(go())
+    return ds_request(ds, path, actor, method, **kwargs)
 
 
 @pytest.mark.parametrize("table", serve.RESEARCHER_TABLES)

@@ -14,13 +14,6 @@ from monitor.cli import cli
 from monitor.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def story(tmp_path_factory):
-    path = tmp_path_factory.mktemp("story") / "story.db"
-    synth.build(path).close()
-    return path
-
-
 @pytest.fixture
 def db(story):
     from monitor import storage
