@@ -226,7 +226,7 @@ def excerpt(title: str, text: str, start: int, end: int, width: int = 260) -> st
     snippet = full[lo:hi]
     if lo > para_lo and " " in snippet[: start - lo]:
         snippet = "…" + snippet[snippet.index(" ") + 1:]
-    if hi < para_hi and " " in snippet[-(hi - end):] if hi > end else False:
+    if end < hi < para_hi and " " in snippet[end - hi:]:  # cut after the mention: end on a word
         snippet = snippet[: snippet.rindex(" ")] + "…"
     return _USER_REF.sub("[user]", " ".join(snippet.split()))
 
