@@ -285,13 +285,9 @@ def serve(config_path, host, port):
 
         trustwatch serve --port 8001
     """
-    from . import serve as serving, storage
+    from . import serve as serving
 
     cfg = _config(config_path)
-    serving.check_publish(cfg.publish, host, cfg.path)
-    db = storage.open_db(cfg.database)
-    storage.set_min_cell(db, cfg.publish.min_cell)
-    db.close()
     serving.serve(cfg.database, host=host, port=port, publish=cfg.publish, config_path=cfg.path)
 
 
@@ -322,13 +318,8 @@ def demo(no_serve, db_path, port):
     if not no_serve:
         from datasette_auth_passwords.utils import hash_password
 
-        from . import storage
-
         for env in cfg.publish.researchers.values():
             os.environ.setdefault(env, hash_password(DEMO_PASSWORD))
-        db = storage.open_db(cfg.database)
-        storage.set_min_cell(db, cfg.publish.min_cell)
-        db.close()
         _log(f"demo: researchers sign in as 'researcher' with password '{DEMO_PASSWORD}' to read the fictional posts")
         serving.serve(cfg.database, host="127.0.0.1", port=port, publish=cfg.publish, config_path=cfg.path)
 

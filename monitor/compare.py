@@ -13,7 +13,7 @@ import sqlite_utils
 from . import charts
 from . import reportdata as rd
 from .errors import InputError
-from .report import SIGNIFICANT, THEMES, _day, _env, _pct, direction_of
+from .report import SIGNIFICANT, THEMES, day_text, direction_of, pct, template_env, write_report
 
 KEY_THEMES = ("transparency", "commitment", "conflict_of_interest")
 MIN_POSTS = 30  # below this, a group's figures are a handful of voices
@@ -48,7 +48,7 @@ class Comparison:
 
     @property
     def period_text(self) -> str:
-        return f"{_day(self.weeks[0])} – {_day(rd.next_day(self.weeks[-1], 6))}"
+        return f"{day_text(self.weeks[0])} – {day_text(rd.next_day(self.weeks[-1], 6))}"
 
 
 def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0) -> list[str]:
@@ -62,7 +62,7 @@ def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0) -> list[str
     if t.communities and t.communities[0][1] >= 0.8 * t.posts and t.posts >= 3:
         out.append(f"{t.communities[0][1]} of {t.posts} posts come from one community ({t.communities[0][0]})")
     if t.busiest_week and t.posts >= 5 and t.busiest_week[1] >= 0.4 * t.posts:
-        out.append(f"{t.busiest_week[1]} of {t.posts} posts fall in one week (of {_day(t.busiest_week[0])}): "
+        out.append(f"{t.busiest_week[1]} of {t.posts} posts fall in one week (of {day_text(t.busiest_week[0])}): "
                    "a burst, not a steady view" if t.busiest_week[1] >= min_cell else
                    "a large share of its posts fall in one week: a burst, not a steady view")
     if t.posts >= 5 and t.top_author_posts >= 0.5 * t.posts:
@@ -94,8 +94,8 @@ def summarise(cands: list[Candidate], min_cell: int = 0) -> list[str]:
             z = rd.change(a.now.share(what), b.now.share(what))
             if abs(z) >= SIGNIFICANT:
                 hi, lo = (a, b) if z > 0 else (b, a)
-                said.append(f"{what} posts make up {_pct(hi.now.share(what).value)} of {hi.name}'s against "
-                            f"{_pct(lo.now.share(what).value)} of {lo.name}'s")
+                said.append(f"{what} posts make up {pct(hi.now.share(what).value)} of {hi.name}'s against "
+                            f"{pct(lo.now.share(what).value)} of {lo.name}'s")
         if said:
             differences.append(f"{a.name} and {b.name} are seen differently: {'; '.join(said)} "
                                "(larger than chance).")
@@ -111,13 +111,13 @@ def summarise(cands: list[Candidate], min_cell: int = 0) -> list[str]:
         coi = c.now.theme_share("conflict_of_interest", "erodes")
         if coi.count >= max(3, min_cell):
             lines.append(f"{c.name}: {coi.count} posts question whose interests it serves (conflict of interest "
-                         f"eroding trust, {_pct(coi.value)} of its posts). Read them before committing.")
+                         f"eroding trust, {pct(coi.value)} of its posts). Read them before committing.")
         if c.trend in ("fell", "rose") and c.now.posts >= 10:
             lines.append(f"{c.name}: trust {c.trend} between the first and second half of the window "
                          f"(net {c.first.net:+.2f} → {c.second.net:+.2f}).")
         if c.alerts:
             lines.append(f"{c.name}: {len(c.alerts)} alert{'s' if len(c.alerts) > 1 else ''} in the window, "
-                         f"the latest in the week of {_day(c.alerts[0]['week'])}.")
+                         f"the latest in the week of {day_text(c.alerts[0]['week'])}.")
     solid = [c for c in testable if not c.warnings]
     if solid:
         broad = max(solid, key=lambda c: (len(c.now.communities), c.now.authors))
@@ -152,7 +152,7 @@ def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26, until: str
 
 
 def comparison_charts(c: Comparison) -> dict[str, tuple[str, str]]:
-    from .report import _counts, rolling_share
+    from .report import rolling_share, weekly_counts
 
     out = {}
     for what in ("negative", "positive"):
@@ -160,14 +160,14 @@ def comparison_charts(c: Comparison) -> dict[str, tuple[str, str]]:
         if items:
             caption = f"{what.capitalize()} share over the whole window, with 95% intervals"
             out[what] = (caption, charts.interval_dots(items, caption))
-    series = {x.name: rolling_share(c.weeks, _counts(x.weekly, "negative")) for x in c.candidates}
+    series = {x.name: rolling_share(c.weeks, weekly_counts(x.weekly, "negative")) for x in c.candidates}
     caption = "Negative share over the 4 weeks to each date"
     out["trend"] = (caption, charts.share_lines(c.weeks, series, caption, band=False))
     return out
 
 
 def render_html(c: Comparison, links: dict | None = None, excerpts: bool = True) -> str:
-    return _env().get_template("compare.html").render(
+    return template_env().get_template("compare.html").render(
         c=c, charts=comparison_charts(c), themes=THEMES, key_themes=KEY_THEMES, links=links or {},
         excerpts=excerpts, rd=rd, k=getattr(c, "min_cell", 0))
 
@@ -199,7 +199,7 @@ def render_markdown(c: Comparison) -> str:
     for x in c.candidates:
         lines += [f"## {x.name}", ""]
         for a in x.alerts:
-            lines.append(f"- Alert, week of {_day(a['week'])}: {a['message']}.")
+            lines.append(f"- Alert, week of {day_text(a['week'])}: {a['message']}.")
         for ev in x.examples:
             lines.append(f"- > {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']}, "
                          f"{ev['sentiment']} ([source]({ev['url']}))")
@@ -215,14 +215,4 @@ def render_markdown(c: Comparison) -> str:
 
 
 def write(db: sqlite_utils.Database, ids: list[str], out: Path, weeks: int = 26, until: str | None = None) -> Comparison:
-    suffix = out.suffix.lower()
-    if suffix not in (".html", ".htm", ".md", ".markdown"):
-        raise InputError(f"--out {out}: give a .html or .md file name")
-    if not out.parent.exists():
-        raise InputError(f"--out {out}: the folder {out.parent} does not exist")
-    c = build(db, ids, weeks, until)
-    text = render_markdown(c) if suffix in (".md", ".markdown") else render_html(c)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return c
+    return write_report(out, lambda: build(db, ids, weeks, until), render_markdown, render_html)

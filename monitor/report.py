@@ -71,14 +71,14 @@ class EntityReport:
 
     @property
     def period_text(self) -> str:
-        return f"{_day(self.weeks[0])} – {_day(rd.next_day(self.weeks[-1], 6))}"
+        return f"{day_text(self.weeks[0])} – {day_text(rd.next_day(self.weeks[-1], 6))}"
 
     @property
     def previous_text(self) -> str:
-        return f"{_day(self.previous[0])} – {_day(rd.next_day(self.previous[-1], 6))}"
+        return f"{day_text(self.previous[0])} – {day_text(rd.next_day(self.previous[-1], 6))}"
 
 
-def _day(iso: str) -> str:
+def day_text(iso: str) -> str:
     d = dt.date.fromisoformat(iso)
     return f"{d.day} {d.strftime('%b %Y')}"
 
@@ -87,7 +87,7 @@ def _posts(n: int) -> str:
     return f"{n} post" if n == 1 else f"{n} posts"
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return f"{x:.0%}"
 
 
@@ -126,8 +126,8 @@ def headline(name: str, weeks: int, now: Totals, before: Totals) -> tuple[str, s
     if direction == "none":
         return direction, f"No posts mentioned {name} in {span} of collected data.", []
     neg, pos = now.share("negative"), now.share("positive")
-    said = (f"Of the {now.posts} posts that mention {name}, {_pct(neg.value)} were negative "
-            f"(95% interval {_pct(neg.interval[0])}–{_pct(neg.interval[1])}) and {_pct(pos.value)} positive")
+    said = (f"Of the {now.posts} posts that mention {name}, {pct(neg.value)} were negative "
+            f"(95% interval {pct(neg.interval[0])}–{pct(neg.interval[1])}) and {pct(pos.value)} positive")
     lines = []
     if direction == "new":
         head = f"{name} was discussed in {now.posts} posts in {span}, and not at all in the {weeks} weeks before."
@@ -140,7 +140,7 @@ def headline(name: str, weeks: int, now: Totals, before: Totals) -> tuple[str, s
             "mixed": f"Talk about {name} polarised over {span}: both praise and criticism grew.",
             "steady": f"Trust in {name} held steady over {span}.",
         }[direction]
-        lines.append(f"{said}, against {_pct(bneg.value)} negative and {_pct(bpos.value)} positive "
+        lines.append(f"{said}, against {pct(bneg.value)} negative and {pct(bpos.value)} positive "
                      f"of {before.posts} posts in the {weeks} weeks before.")
         lines.append(f"Net sentiment (positive minus negative share) went from {before.net:+.2f} to {now.net:+.2f}.")
         volume = volume_change(now.posts, before.posts)
@@ -290,9 +290,9 @@ def report_charts(r: EntityReport) -> dict[str, tuple[str, str]]:
     out = {}
     caption = f"Posts mentioning {r.entity.name} each week, by sentiment toward it (shaded: this period)"
     out["sentiment"] = (caption, charts.sentiment_bars(span, r.weekly, caption, mark_from=r.weeks[0]))
-    series = {r.entity.name: rolling_share(span, _counts(r.weekly, "negative"))}
+    series = {r.entity.name: rolling_share(span, weekly_counts(r.weekly, "negative"))}
     for s in r.sides:
-        series[s.entity.name] = rolling_share(span, _counts(s.weekly, "negative"))
+        series[s.entity.name] = rolling_share(span, weekly_counts(s.weekly, "negative"))
     caption = f"Share of posts that are negative, over the {ROLLING} weeks to each date, with 95% intervals"
     out["negative"] = (caption, charts.share_lines(span, series, caption))
     top = sorted((t for t in r.themes_weekly if any(x["erodes"] for x in r.themes_weekly[t].values())),
@@ -314,22 +314,24 @@ def report_charts(r: EntityReport) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _counts(weekly: dict[str, dict], what: str) -> dict[str, tuple[int, int]]:
+def weekly_counts(weekly: dict[str, dict], what: str) -> dict[str, tuple[int, int]]:
     return {w: (row[what], row["posts"]) for w, row in weekly.items()}
 
 
 # ---- rendering ---------------------------------------------------------------------------
 
-def _env():
+def template_env():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
                              autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = _pct
-    env.filters["day"] = _day
+    env.filters["pct"] = pct
+    env.filters["day"] = day_text
     env.filters["theme"] = rd.theme_label
     env.filters["posts"] = _posts
-    env.filters["cell"] = lambda n, k: (f"<{k}" if k and n is not None and 0 < n < k else n)
+    from .suppress import cell
+
+    env.filters["cell"] = cell
     env.filters["signed"] = lambda x: f"{x:+.2f}"
     return env
 
@@ -338,9 +340,14 @@ def render_html(r: EntityReport, links: dict | None = None, excerpts: bool = Tru
     """The self-contained HTML report. ``links`` (Datasette pages) adds links to the
     canned queries behind the figures; ``excerpts=False`` leaves post text out."""
     figures = report_charts(r)
-    return _env().get_template("entity_report.html").render(
+    return template_env().get_template("entity_report.html").render(
         r=r, charts=figures, themes=THEMES, links=links or {}, excerpts=excerpts, rd=rd,
         k=getattr(r, "min_cell", 0))
+
+
+def quote_md(ev: dict) -> str:
+    """One excerpt as a Markdown quote with its pseudonym, community, date and link."""
+    return f"> {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']} ([source]({ev['url']}))"
 
 
 def render_markdown(r: EntityReport) -> str:
@@ -357,9 +364,9 @@ def render_markdown(r: EntityReport) -> str:
                                   for t, s, n in r.frequent) or "none") + ".")
     for d in r.drivers:
         lines.append(f"- **{d.label.capitalize()} {'eroding' if d.stance == 'erodes' else 'building'} trust**: "
-                     f"{_pct(d.now.value)} of posts this period, {_pct(d.before.value)} before.")
+                     f"{pct(d.now.value)} of posts this period, {pct(d.before.value)} before.")
         for ev in d.evidence:
-            lines.append(f"  - > {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']} ([source]({ev['url']}))")
+            lines.append("  - " + quote_md(ev))
     lines.append("")
     lines += ["## Week by week", "", "| week | posts | negative | neutral | positive | negative share (95% interval) |",
               "|---|---:|---:|---:|---:|---|"]
@@ -367,7 +374,7 @@ def render_markdown(r: EntityReport) -> str:
         row = r.weekly.get(w)
         if row:
             lines.append(f"| {w}{' *' if w in r.weeks else ''} | {row['posts']} | {row['negative']} | {row['neutral']} | "
-                         f"{row['positive']} | {_pct(row['negative_share'])} ({_pct(row['negative_low'])}–{_pct(row['negative_high'])}) |")
+                         f"{row['positive']} | {pct(row['negative_share'])} ({pct(row['negative_low'])}–{pct(row['negative_high'])}) |")
         else:
             lines.append(f"| {w}{' *' if w in r.weeks else ''} | 0 | | | | |")
     lines += ["", "\\* this period. Negative share trend: "
@@ -390,9 +397,9 @@ def render_markdown(r: EntityReport) -> str:
     if not r.alerts:
         lines += ["No week in this period or the one before crossed the alert threshold.", ""]
     for a in r.alerts:
-        lines.append(f"- **{a['entity']}, week of {_day(a['week'])}**: {a['message']}.")
+        lines.append(f"- **{a['entity']}, week of {day_text(a['week'])}**: {a['message']}.")
         for ev in a.get("evidence", []):
-            lines.append(f"  - > {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']} ([source]({ev['url']}))")
+            lines.append("  - " + quote_md(ev))
     lines.append("")
     if r.consent:
         lines += ["## Consent", ""] + [f"- {name} ({stype}): {note}" for name, stype, note in r.consent] + [""]
@@ -400,17 +407,23 @@ def render_markdown(r: EntityReport) -> str:
     return "\n".join(lines)
 
 
-def write(db: sqlite_utils.Database, ident: str, out: Path, weeks: int = 13, rules=None,
-          until: str | None = None) -> EntityReport:
-    """Build the report and write it as HTML or Markdown (by ``out``'s suffix)."""
+def write_report(out: Path, build_fn, render_md, render_html_fn):
+    """Check ``out``, build, render as Markdown or HTML by its suffix, and replace the file
+    atomically; returns what was built. Shared by the entity report and the comparison."""
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown"):
         raise InputError(f"--out {out}: give a .html or .md file name")
     if not out.parent.exists():
         raise InputError(f"--out {out}: the folder {out.parent} does not exist")
-    r = build(db, ident, weeks, rules, until)
-    text = render_markdown(r) if suffix in (".md", ".markdown") else render_html(r)
+    built = build_fn()
+    text = render_md(built) if suffix in (".md", ".markdown") else render_html_fn(built)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
-    return r
+    return built
+
+
+def write(db: sqlite_utils.Database, ident: str, out: Path, weeks: int = 13, rules=None,
+          until: str | None = None) -> EntityReport:
+    """Build the report and write it as HTML or Markdown (by ``out``'s suffix)."""
+    return write_report(out, lambda: build(db, ident, weeks, rules, until), render_markdown, render_html)

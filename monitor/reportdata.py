@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -165,16 +166,18 @@ def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) 
         t.themes[theme] = {"builds": sum(r["builds"] for r in by_week.values()),
                            "erodes": sum(r["erodes"] for r in by_week.values())}
     if t.posts:
-        span = {"model": model, "entity": ident, "start": weeks[0], "end": next_day(weeks[-1])}
-        posts = """select distinct p.id, p.author, p.community from mentions m join posts p on p.id = m.post_id
-                   where m.model = :model and m.entity_id = :entity
-                     and p.created_at >= :start and p.created_at < :end"""
-        t.authors = db.execute(f"select count(distinct author) from ({posts})", span).fetchone()[0]
-        t.communities = [tuple(r) for r in db.execute(
-            f"select community, count(*) from ({posts}) group by community order by 2 desc, 1", span)]
-        t.top_author_posts = db.execute(
-            f"select coalesce(sum(n), 0) from (select count(*) as n from ({posts}) group by author "
-            "order by n desc limit 3)", span).fetchone()[0]
+        by_author: Counter = Counter()
+        by_community: Counter = Counter()
+        rows = db.execute(
+            """select distinct p.id, p.author, p.community from mentions m join posts p on p.id = m.post_id
+               where m.model = ? and m.entity_id = ? and p.created_at >= ? and p.created_at < ?""",
+            [model, ident, weeks[0], next_day(weeks[-1])]).fetchall()
+        for _, author, community in rows:
+            by_author[author] += 1
+            by_community[community] += 1
+        t.authors = len([a for a in by_author if a is not None])
+        t.communities = sorted(by_community.items(), key=lambda c: (-c[1], c[0] or ""))
+        t.top_author_posts = sum(n for _, n in by_author.most_common(3))
     return t
 
 

@@ -111,7 +111,13 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, publish=None
 
     import uvicorn
 
+    from . import storage
+    from .config import PublishConfig
+
     accounts = check_publish(publish, host, config_path)
+    db = storage.open_db(db_path)  # migrations, and the threshold the public views apply
+    storage.set_min_cell(db, (publish or PublishConfig()).min_cell)
+    db.close()
     secret = os.environ.get(publish.secret_env) if publish else None
     ds = make_datasette(db_path, publish, secret or None)
     asyncio.run(ds.invoke_startup())

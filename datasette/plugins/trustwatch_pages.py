@@ -205,7 +205,7 @@ async def compare_page(request, datasette):
 
 def _shell(title: str, body: str, nav: list[tuple[str, str]]) -> str:
     """A page in the report's look (its template's head and style)."""
-    env = report._env()
+    env = report.template_env()
     return env.from_string('{% extends "_base.html" %}{% block title %}{{ title }}{% endblock %}{% block body %}'
                            '<nav class="top">{% for label, href in nav %}<a href="{{ href }}">{{ label }}</a>'
                            '{% endfor %}</nav>{{ body|safe }}{% endblock %}').render(title=title, body=body, nav=nav)
@@ -233,9 +233,9 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
         weekly = {w: row for w, row in rd.weekly(db, model["id"], e.id, span).items() if row["posts"] >= min_cell}
         alerts = [a for a in rd.alerts_for(db, model["id"], [e.id], span[-26:]) if a["posts"] >= min_cell]
         rows.append((e, t, sum(w["posts"] for w in weekly.values()), len(alerts)))
-        by_kind.setdefault(e.kind, {})[e.name] = report.rolling_share(span, report._counts(weekly, "negative"))
+        by_kind.setdefault(e.kind, {})[e.name] = report.rolling_share(span, report.weekly_counts(weekly, "negative"))
     out = [f'<h1>How patient communities see the watched organisations</h1><p class="meta">{len(span)} weeks of '
-           f'data to the week of {report._day(end)} · tagger {escape(model["id"])} · '
+           f'data to the week of {report.day_text(end)} · tagger {escape(model["id"])} · '
            f'<a href="{base}/entity_overview">all figures as a table</a></p>',
            '<h2>Every watched entity</h2><p>Click a name for its trust report. The last 13 weeks:</p><table><thead><tr>'
            '<th>entity</th><th>kind</th><th class="num">posts, all weeks</th><th class="num">posts, last 13 weeks</th>'
@@ -274,7 +274,7 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
         out.append("<p>No alerts in the last 26 weeks.</p>")
     for a in alerts[:12]:
         out.append(f'<div class="alert"><strong><a href="/-/trust/{escape(a["entity_id"])}">{escape(a["entity"])}'
-                   f'</a>, week of {report._day(a["week"])}</strong>: {escape(a["message"])}.</div>')
+                   f'</a>, week of {report.day_text(a["week"])}</strong>: {escape(a["message"])}.</div>')
     out.append(f'<p class="note"><a href="{base}/recent_alerts">All alerts as a table</a> · '
                '<a href="/-/compare">Compare advocacy groups</a></p>')
     return "".join(out)
