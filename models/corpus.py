@@ -104,3 +104,51 @@ def load_drugscom(split: str) -> list[Example]:
             continue
         out.append(Example(id=f"drugscom-{split}-{row['']}", text=text, sentiment=label, split=split))
     return out
+
+
+# The human-rated sentiment snippets of Hutto & Gilbert (ICWSM 2014), shipped inside the
+# source distribution of vaderSentiment (`pip download --no-binary :all: --no-deps
+# vaderSentiment==3.3.2 -d models/data/external`). Each snippet has the mean rating of 10-20
+# people on -4..+4. Used only by `python -m models.train --rated N`, an experiment that did
+# not help (MODEL_CARD.md).
+EXTERNAL_DIR = Path(__file__).parent / "data" / "external"
+HUTTO_SDIST = "vaderSentiment-3.3.2.tar.gz"
+HUTTO_SETS = ("tweets", "movieReviewSnippets", "nytEditorialSnippets", "amazonReviewSnippets")
+
+
+@dataclass
+class Rated:
+    text: str
+    score: float  # mean human rating, -4 (most negative) .. +4
+    source: str
+
+
+def load_hutto(folder: Path = EXTERNAL_DIR) -> list[Rated]:
+    """The 23,700 rated snippets, read from the sdist without unpacking it to disk."""
+    import tarfile
+
+    sdist = Path(folder) / HUTTO_SDIST
+    if not sdist.exists():
+        raise FileNotFoundError(
+            f"{sdist} not found: pip download --no-binary :all: --no-deps vaderSentiment==3.3.2 -d {folder}"
+        )
+    out = []
+    with tarfile.open(sdist) as outer:
+        inner_member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
+        with tarfile.open(fileobj=outer.extractfile(inner_member)) as inner:
+            for member in inner.getmembers():
+                name = Path(member.name).name
+                source = name.split("_")[0]
+                if not name.endswith("_GroundTruth.txt") or source not in HUTTO_SETS:
+                    continue
+                raw = inner.extractfile(member).read().decode("utf-8", errors="replace").lstrip("\ufeff")
+                for line in raw.splitlines():
+                    parts = line.split("\t", 2)
+                    if len(parts) != 3 or not parts[2].strip():
+                        continue
+                    try:
+                        score = float(parts[1])
+                    except ValueError:
+                        continue
+                    out.append(Rated(html.unescape(parts[2].strip()), score, source))
+    return out
