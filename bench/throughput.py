@@ -4,8 +4,13 @@ forward pass on the same posts, in the same process.
     python bench/throughput.py [--posts 300] [--batch 16] [--rounds 5]
 
 Both use the loaded model (load time excluded). The raw pass tokenizes and encodes each
-post's text once in length-sorted batches; `tag` also splits long posts into chunks,
-encodes the words around every mention, applies the heads and writes to SQLite.
+post's whole text once in length-sorted batches, truncated only at the model's own limit
+(512 positions); `tag` also splits long posts into chunks, encodes the words around every
+mention, applies the heads and writes to SQLite. For comparison it also prints the raw
+pass cut at 256 tokens, the length the tagger's chunks are sized for: that pass silently
+drops the end of long posts, which `tag` may not do.
+
+    --int8: both sides run the dynamically int8-quantized encoder ([model] int8 = true).
 """
 
 from __future__ import annotations
@@ -57,7 +62,10 @@ def dump_posts(path: str, n: int):
     return out
 
 
-def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None) -> dict:
+MODEL_LIMIT = 512  # all-MiniLM-L6-v2's position embeddings
+
+
+def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None, int8: bool = False) -> dict:
     """Raw encoder forward against `trustwatch tag` on the same posts (the demo's, or the
     first of a dump file), interleaved rounds; prints the figures and returns them."""
     import torch
@@ -71,17 +79,20 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
     demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
     n_posts = posts
     posts = dump_posts(source, n_posts) if source else demo_posts(n_posts)
-    tagger = load_tagger(demo_cfg.watch, batch_size=batch)
+    tagger = load_tagger(demo_cfg.watch, batch_size=batch, int8=int8)
     texts = [full_text(p.title, p.text) for p in posts]
     lengths = sorted(tagger.encoder.token_lengths(texts))
     tagger.encoder.encode(texts[:32], batch_size=batch)  # warm up
 
-    raws, tags = [], []
+    raws, cuts, tags = [], [], []
     mentions = 0
-    for _ in range(rounds):  # interleaved rounds: a busy moment hits both sides
+    for _ in range(rounds):  # interleaved rounds: a busy moment hits every side
         t0 = time.perf_counter()
-        tagger.encoder.encode(texts, batch_size=batch)
+        tagger.encoder.encode(texts, batch_size=batch, max_length=MODEL_LIMIT)
         raws.append(len(posts) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        tagger.encoder.encode(texts, batch_size=batch, max_length=256)
+        cuts.append(len(posts) / (time.perf_counter() - t0))
         with tempfile.TemporaryDirectory() as tmp:
             cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
             db = storage.open_db(cfg.database)
@@ -92,18 +103,22 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
             mentions = db.execute("select count(*) from mentions").fetchone()[0]
             db.close()
     ratios = sorted(t / r for t, r in zip(tags, raws))
+    cut_ratio = statistics.median(t / c for t, c in zip(tags, cuts))
     raw, tag = statistics.median(raws), statistics.median(tags)
 
     print(f"posts: {len(posts)}, tokens per post median {lengths[len(lengths) // 2]}, "
           f"p90 {lengths[int(len(lengths) * 0.9)]}; {mentions} mentions; "
-          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
-    print(f"raw encoder forward: {raw:7.1f} posts/s (median)")
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; encoder {'int8' if int8 else 'fp32'}")
+    print(f"raw encoder forward: {raw:7.1f} posts/s (median; whole posts up to {MODEL_LIMIT} tokens)")
+    print(f"  cut at 256 tokens: {statistics.median(cuts):7.1f} posts/s")
     print(f"trustwatch tag:      {tag:7.1f} posts/s (median)")
     print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {rounds} rounds; "
-          f"range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+          f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; against the 256-token cut {cut_ratio:.2f})")
     return {"tag_posts_per_s": round(tag, 1), "raw_posts_per_s": round(raw, 1),
-            "tag_vs_encoder": round(statistics.median(ratios), 3), "tokens_median": lengths[len(lengths) // 2],
-            "posts": len(posts), "mentions": mentions}
+            "tag_vs_encoder": round(statistics.median(ratios), 3),
+            "raw_cut256_posts_per_s": round(statistics.median(cuts), 1), "tag_vs_encoder_cut256": round(cut_ratio, 3),
+            "tokens_median": lengths[len(lengths) // 2], "posts": len(posts), "mentions": mentions,
+            "encoder": "int8" if int8 else "fp32"}
 
 
 def main(argv=None) -> None:
@@ -112,8 +127,19 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dump", help="take the posts from this Reddit dump instead of the demo")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="take the posts from bench/synth.py's fictional dump (realistic lengths) instead of the demo")
+    ap.add_argument("--int8", action="store_true", help="the dynamically int8-quantized encoder on both sides")
     args = ap.parse_args(argv)
-    measure(args.posts, args.batch, args.rounds, args.dump)
+    if args.synthetic:
+        from bench.synth import write_dump
+
+        with tempfile.TemporaryDirectory() as tmp:
+            dump = Path(tmp) / "synthetic.ndjson"
+            write_dump(dump, args.posts)
+            measure(args.posts, args.batch, args.rounds, str(dump), args.int8)
+    else:
+        measure(args.posts, args.batch, args.rounds, args.dump, args.int8)
 
 
 if __name__ == "__main__":

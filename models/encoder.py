@@ -65,7 +65,8 @@ def mean_pool(hidden, attention_mask):
 class Encoder:
     """Text in, one L2-normalised vector per text out."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256, lora: dict | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", max_length: int = 256, lora: dict | None = None,
+                 int8: bool = False):
         from transformers import AutoModel, AutoTokenizer
 
         quiet_transformers()
@@ -85,21 +86,37 @@ class Encoder:
             except (AttributeError, ValueError) as e:
                 raise ModelLoadError(f"the trained adapters do not fit the encoder at {self.path}: {e}")
         self.model.eval().to(self.device)
+        self.int8 = int8
         if self.device.type == "cuda":
+            if int8:
+                raise ModelLoadError("model.int8 is for CPUs; on a GPU the model runs in fp16")
             self.model.half()
+        elif int8:
+            # Dynamic int8 quantization of the linear layers: weights stored in int8,
+            # activations quantized on the fly; about 1.4x faster on CPUs. torch marks
+            # torch.ao.quantization deprecated in favour of torchao, whose int8 kernels
+            # target GPUs; this is still the fast path on CPUs with the pinned torch.
+            import warnings
+
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*(quantiz|deprecated)", category=DeprecationWarning)
+                warnings.filterwarnings("ignore", message=".*quantize_per", category=UserWarning)
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self.dim = int(self.model.config.hidden_size)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
-    def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None) -> np.ndarray:
         import torch
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for idx, batch in sorted_batches(texts, batch_size):
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=max_length or self.max_length,
                                      return_tensors="pt").to(self.device)
                 out[idx] = mean_pool(self.model(**enc).last_hidden_state, enc["attention_mask"]).cpu().numpy()
         return out

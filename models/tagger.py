@@ -178,9 +178,15 @@ class Tagger:
             texts.extend(full[a:b].strip() or " " for a, b in spans)
             found = self.matcher.find(full)
             mention_idx, mention_chunk = [], []
+            # A context that is a whole chunk (a one-sentence post) or another mention's
+            # context in this post is encoded once.
+            seen = {texts[i]: i for i in chunk_idx} if found else {}
             for m in found:
-                mention_idx.append(len(texts))
-                texts.append(mention_context(full, m, found) or m.surface)
+                context = mention_context(full, m, found) or m.surface
+                if context not in seen:
+                    seen[context] = len(texts)
+                    texts.append(context)
+                mention_idx.append(seen[context])
                 k = next(k for k, (a, b) in enumerate(spans) if m.start < b or k == len(spans) - 1)
                 a, b = spans[k]
                 # Borrow from the passage only where it is about this entity alone.

@@ -52,6 +52,7 @@ class ModelConfig:
     heads: str | None = None
     device: str = "cpu"
     batch_size: int = 16
+    int8: bool = False  # dynamic int8 quantization on CPUs
 
 
 @dataclass
@@ -333,7 +334,7 @@ def load_config(path: Path | str | None = None) -> Config:
 
     m = data.get("model", {})
     _expect(m, dict, f"{where}: model", "a [model] table")
-    _unknown_keys(m, {"sentiment", "themes", "encoder", "heads", "device", "batch_size"}, f"{where}: model")
+    _unknown_keys(m, {"sentiment", "themes", "encoder", "heads", "device", "batch_size", "int8"}, f"{where}: model")
     model = ModelConfig()
     for key in ("sentiment", "themes", "encoder", "heads"):
         if key in m:
@@ -346,6 +347,8 @@ def load_config(path: Path | str | None = None) -> Config:
         model.device = _expect(m["device"], str, f"{where}: model.device", '"cpu" or "cuda"')
         if model.device not in ("cpu", "cuda") and not model.device.startswith("cuda:"):
             raise ConfigError(f"{where}: model.device: {model.device!r} is not \"cpu\" or \"cuda\"")
+    if "int8" in m:
+        model.int8 = _expect(m["int8"], bool, f"{where}: model.int8", "true or false")
     if "batch_size" in m:
         model.batch_size = _expect(m["batch_size"], int, f"{where}: model.batch_size", "a positive integer")
         if model.batch_size < 1:

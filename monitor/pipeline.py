@@ -215,6 +215,7 @@ def build_tagger(model: ModelConfig, entities):
             themes=model.themes,
             device=model.device,
             batch_size=model.batch_size,
+            int8=model.int8,
         )
     except models.ModelLoadError as e:
         raise ModelError(str(e))

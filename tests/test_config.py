@@ -144,3 +144,11 @@ def test_privacy_settings(tmp_path):
         load_config(write(tmp_path, text.replace("retain_days = 365", "retain_days = 0")))
     with pytest.raises(ConfigError, match="privacy.opt_out: expected a list of strings"):
         load_config(write(tmp_path, text.replace('opt_out = ["r/SomeSub"]', 'opt_out = "r/SomeSub"')))
+
+
+def test_model_settings(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD + '\n[model]\nint8 = true\nthemes = "some/nli-model"\n'))
+    assert cfg.model.int8 is True and cfg.model.themes == "some/nli-model"
+    assert load_config(write(tmp_path, GOOD)).model.int8 is False
+    with pytest.raises(ConfigError, match="model.int8: expected true or false"):
+        load_config(write(tmp_path, GOOD + '\n[model]\nint8 = "yes"\n'))

@@ -251,3 +251,39 @@ def test_theme_model_from_config_and_its_errors(tiny_encoder_dir, tiny_heads_pat
     path.write_text(path.read_text().replace('themes = "nli"', 'themes = "no-such-model"'))
     with pytest.raises(ModelError, match="cannot load theme model no-such-model"):
         load_tagger(load_config(path))
+
+
+def test_a_context_that_is_the_whole_post_is_encoded_once(tiny_tagger, monkeypatch):
+    seen = []
+    encode = tiny_tagger.encoder.encode
+
+    def spy(texts, **kw):
+        seen.append(list(texts))
+        return encode(texts, **kw)
+
+    monkeypatch.setattr(tiny_tagger.encoder, "encode", spy)
+    tags = tiny_tagger.tag([
+        ("one", "", "Lakeshore lost my forms again."),  # the sentence is the post
+        ("two", "", "Lakeshore lost my forms. Lakeshore never called back."),
+    ])
+    assert seen == [["Lakeshore lost my forms again.", "Lakeshore lost my forms. Lakeshore never called back.",
+                     "Lakeshore lost my forms.", "Lakeshore never called back."]]
+    one, two = tags
+    assert one.mentions[0].scores == one.scores  # its context is the post itself
+    assert two.mentions[0].scores != two.mentions[1].scores
+
+
+def test_int8_model_tags_close_to_fp32_and_names_itself(tiny_encoder_dir, tiny_heads_path):
+    import models
+    from models.mentions import Entity
+
+    site = [Entity(id="lakeshore", kind="site", name="Lakeshore")]
+    posts = [("1", "", "Lakeshore lost my forms again, and nobody called."), ("2", "", "Kind nurses at Lakeshore.")]
+    fp32 = models.load_tagger(site, encoder=tiny_encoder_dir, heads=tiny_heads_path)
+    int8 = models.load_tagger(site, encoder=tiny_encoder_dir, heads=tiny_heads_path, int8=True)
+    assert int8.model_id != fp32.model_id and int8.name.endswith("-int8")
+    X32 = fp32.encoder.encode([p[2] for p in posts])
+    X8 = int8.encoder.encode([p[2] for p in posts])
+    assert not np.array_equal(X32, X8)  # really quantized
+    assert np.abs(X32 - X8).max() < 0.1
+    assert [t.sentiment for t in int8.tag(posts)] == [t.sentiment for t in fp32.tag(posts)]
