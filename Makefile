@@ -40,6 +40,8 @@ quality: data
 	$(BIN)/python bench/quality.py --json bench/quality.json
 
 throughput: install
+	$(BIN)/python bench/throughput.py --synthetic --rounds 3
+	$(BIN)/python bench/throughput.py --synthetic --rounds 3 --int8
 	$(BIN)/python bench/throughput.py
 
 # Scale figures at BENCH_POSTS fictional posts (default a million; under 20 minutes on

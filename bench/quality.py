@@ -70,15 +70,17 @@ def frozen_minilm_lr(train, test, encoder):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--int8", action="store_true", help="the shipped model with its encoder quantized to int8")
+    ap.add_argument("--no-baselines", action="store_true", help="only the shipped model's figures")
     args = ap.parse_args(argv)
 
     from models.encoder import Encoder, default_encoder_path
 
     train, test = load_drugscom("train"), load_drugscom("test")
     gold = [e.sentiment for e in test]
-    plain = Encoder(default_encoder_path())
+    plain = None if args.no_baselines else Encoder(default_encoder_path())
     rows = {}
-    for name, fn in [
+    for name, fn in [] if args.no_baselines else [
         ("majority class", lambda: majority(train, test)),
         ("VADER, thresholds tuned on train", lambda: vader(train, test)),
         ("TF-IDF 1-2-grams + LR", lambda: tfidf_lr(train, test)),
@@ -87,7 +89,7 @@ def main(argv=None) -> None:
         t0 = time.time()
         rows[name] = round(macro_f1(gold, fn()), 4)
         print(f"drugsCom test macro-F1  {rows[name]:.3f}  {name}  ({time.time() - t0:.0f}s)", flush=True)
-    tagger = load_tagger()
+    tagger = load_tagger(int8=args.int8)
     figures = evaluate(tagger)
     rows[f"shipped: {tagger.model_id}"] = figures["drugscom_test"]["macro_f1"]
     print(f"drugsCom test macro-F1  {figures['drugscom_test']['macro_f1']:.3f}  shipped model {tagger.model_id}")

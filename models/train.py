@@ -1,11 +1,17 @@
 """Train the model shipped in ``models/artifacts/minilm-heads.npz``.
 
-    python -m models.train [--method lora|frozen] [--seed 13] [--epochs 4] [--out FILE]
+    python -m models.train [--method lora|frozen] [--seed 13] [--epochs 10] [--parts abc]
+                           [--no-refit-head] [--out FILE]
+    python -m models.train --refit HEADS --out FILE   # step 3 only, on a trained file
 
-``lora`` (default): fine-tunes all-MiniLM-L6-v2 through low-rank adapters on its linear
-layers, jointly with the sentiment head and the seven theme heads; only the adapters and
-heads are saved (no copy of the base weights). ``frozen``: logistic-regression heads on the
-frozen encoder, the baseline.
+``lora`` (default): (1) fine-tunes all-MiniLM-L6-v2 through low-rank adapters on its linear
+layers, jointly with the sentiment head and the seven theme heads, keeping the best epoch on
+validation; (2) chooses per-theme presence thresholds on validation; (3) refits the
+sentiment head by logistic regression on the adapted embeddings, its L2 weight chosen on
+validation. Only the adapters and heads are saved (no copy of the base weights). The
+defaults reproduce the shipped model; MODEL_CARD.md says why the second corpus round
+(``--parts abcdef``) is not shipped yet.
+``frozen``: logistic-regression heads on the frozen encoder, the baseline.
 
 Training data: drugsCom train (600 reviews), and the forum corpus' train split (posts for
 sentiment and themes, the words around each labelled mention for sentiment). drugsCom test
@@ -35,13 +41,24 @@ NO_THEMES = [-100] * len(THEMES)  # ignored by cross-entropy
 @dataclass
 class Item:
     text: str
-    sentiment: int
+    sentiment: int  # -100: no sentiment class (a rated snippet)
     themes: list[int]
+    score: float | None = None  # a human rating scaled to -1..1 (auxiliary target)
 
 
-def training_items() -> tuple[list[Item], dict]:
+def rated_items(seed: int) -> list[Item]:
+    """Hutto & Gilbert's rated snippets as auxiliary regression targets, shuffled."""
+    from .corpus import load_hutto
+
+    rated = load_hutto()
+    order = np.random.default_rng(seed).permutation(len(rated))
+    return [Item(rated[i].text, -100, NO_THEMES, rated[i].score / 4) for i in order]
+
+
+def training_items(parts: str = "abc") -> tuple[list[Item], dict]:
+    """drugsCom train and the train split of the forum corpus parts named (by letter)."""
     drugs = load_drugscom("train")
-    forum = [e for e in load_forum_corpus() if e.split == "train"]
+    forum = [e for e in load_forum_corpus() if e.split == "train" and e.id.split("-")[0] in parts]
     items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES) for e in drugs]
     n_ctx = 0
     for e in forum:
@@ -52,7 +69,8 @@ def training_items() -> tuple[list[Item], dict]:
             items.append(Item(mention_context(e.text, m, matches) or m.surface,
                               SENTIMENTS.index(gm.sentiment), NO_THEMES))
             n_ctx += 1
-    info = {"drugscom_train": len(drugs), "forum_train_posts": len(forum), "forum_train_mentions": n_ctx}
+    info = {"drugscom_train": len(drugs), "forum_train_posts": len(forum), "forum_train_mentions": n_ctx,
+            "forum_parts": parts}
     return items, info
 
 
@@ -84,7 +102,8 @@ def _score(items: list[Item], sent_pred: np.ndarray, theme_pred: np.ndarray) -> 
     return (s + prf(tp, fp, fn)["f1"]) / 2
 
 
-def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batch_size: int = 16, log=print) -> Heads:
+def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batch_size: int = 16,
+               rated: list[Item] = (), rated_per_epoch: int = 3000, log=print) -> Heads:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -99,13 +118,16 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
     dim = model.config.hidden_size
     sent_head = torch.nn.Linear(dim, 3)
     theme_head = torch.nn.Linear(dim, len(THEMES) * 3)
+    # Auxiliary: the human ratings of the rated snippets shape the encoder's sense of
+    # sentiment; this head is not shipped.
+    score_head = torch.nn.Linear(dim, 1)
     # Start the heads at a sensible scale for unit-length embeddings.
     for head in (sent_head, theme_head):
         torch.nn.init.normal_(head.weight, std=0.5)
         torch.nn.init.zeros_(head.bias)
     lora_params = [p for w in wrapped.values() for p in (w.A, w.B)]
     opt = torch.optim.AdamW(
-        [{"params": lora_params, "lr": lr}, {"params": [*sent_head.parameters(), *theme_head.parameters()], "lr": lr * 10}],
+        [{"params": lora_params, "lr": lr}, {"params": [*sent_head.parameters(), *theme_head.parameters(), *score_head.parameters()], "lr": lr * 10}],
         weight_decay=0.01,
     )
     train, val = _split(items, seed)
@@ -134,16 +156,25 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
         model.train()
         t0 = time.time()
         # Shuffle, then sort within windows by length: little padding, still random.
-        order = rng.permutation(len(train))
-        windows = [sorted(order[w : w + 256], key=lambda i: len(train[i].text)) for w in range(0, len(order), 256)]
+        # A fresh slice of the rated snippets each epoch.
+        k = (epoch - 1) * rated_per_epoch % max(len(rated), 1)
+        pool = train + list(rated[k : k + rated_per_epoch])
+        order = rng.permutation(len(pool))
+        windows = [sorted(order[w : w + 256], key=lambda i: len(pool[i].text)) for w in range(0, len(order), 256)]
         batches = [win[b : b + batch_size] for win in windows for b in range(0, len(win), batch_size)]
         rng.shuffle(batches)
         total = 0.0
         for idx in batches:
-            chunk = [train[i] for i in idx]
+            chunk = [pool[i] for i in idx]
             X = embed([i.text for i in chunk])
-            loss = torch.nn.functional.cross_entropy(
-                sent_head(X), torch.tensor([i.sentiment for i in chunk]), weight=sw)
+            loss = X.new_zeros(())
+            ys = torch.tensor([i.sentiment for i in chunk])
+            if (ys >= 0).any():
+                loss = loss + torch.nn.functional.cross_entropy(sent_head(X), ys, weight=sw, ignore_index=-100)
+            rated_rows = [k for k, i in enumerate(chunk) if i.score is not None]
+            if rated_rows:
+                target = torch.tensor([chunk[k].score for k in rated_rows])
+                loss = loss + torch.nn.functional.mse_loss(score_head(X[rated_rows]).squeeze(-1), target)
             th = torch.tensor([i.themes for i in chunk])
             if (th >= 0).any():
                 logits = theme_head(X).view(len(chunk), len(THEMES), 3)
@@ -156,7 +187,7 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
         sp, probs = predict(val)
         thresholds = tune_thresholds(val, probs)
         score = _score(val, sp, decide(probs, thresholds))
-        log(f"epoch {epoch}: train loss {total / len(train):.3f}, validation {score:.3f} ({time.time() - t0:.0f}s)")
+        log(f"epoch {epoch}: train loss {total / len(pool):.3f}, validation {score:.3f} ({time.time() - t0:.0f}s)")
         if score > best[0]:
             state = {
                 "lora": export_lora(wrapped),
@@ -203,28 +234,67 @@ def tune_thresholds(items: list[Item], probs: np.ndarray) -> dict[str, float]:
     return out
 
 
-def train_frozen(items: list[Item], seed: int, log=print) -> Heads:
-    """Logistic regression on frozen embeddings (the baseline)."""
+def fit_lr(X: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced multinomial logistic regression (L-BFGS to convergence)."""
     import torch
 
+    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
+    w = torch.tensor(_class_weights(list(y), 3))
+    W = torch.zeros(3, X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(Xt @ W.T + b, yt, weight=w) + l2 * (W * W).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
+
+
+def refit_sentiment(heads: Heads, items: list[Item], seed: int, log=print, encoder=None) -> Heads:
+    """Refit the sentiment head by logistic regression on the adapted encoder's embeddings
+    of the training part (the jointly trained head stops with the epoch chosen for
+    sentiment and themes together, short of the best linear fit), choosing the L2 weight
+    on the validation part; kept only where it beats the joint head there."""
+    from .encoder import Encoder, default_encoder_path
+    from .evaluate import macro_f1
+
+    train, val = _split(items, seed)
+    enc = encoder or Encoder(default_encoder_path(), lora=heads.lora)
+    Xtr, Xva = enc.encode([i.text for i in train]), enc.encode([i.text for i in val])
+    ytr = np.array([i.sentiment for i in train])
+    gold = [SENTIMENTS[i.sentiment] for i in val]
+
+    def score(W, b):
+        return macro_f1(gold, [SENTIMENTS[k] for k in (Xva @ W.T + b).argmax(1)])
+
+    joint = score(heads.sentiment_W, heads.sentiment_b)
+    best = (joint, None, heads.sentiment_W, heads.sentiment_b)
+    for l2 in (1e-4, 1e-3, 1e-2):
+        W, b = fit_lr(Xtr, ytr, l2)
+        f1 = score(W, b)
+        log(f"sentiment head refit, l2 {l2:g}: validation macro-F1 {f1:.3f} (joint head {joint:.3f})")
+        if f1 > best[0]:
+            best = (f1, l2, W, b)
+    f1, l2, W, b = best
+    heads.sentiment_W, heads.sentiment_b = W, b
+    heads.meta["sentiment_head"] = (
+        {"refit": "class-balanced logistic regression on the adapted embeddings", "l2": l2,
+         "validation_macro_f1": round(f1, 4), "joint_head_validation_macro_f1": round(joint, 4)}
+        if l2 is not None else {"refit": None, "validation_macro_f1": round(joint, 4)}
+    )
+    return heads
+
+
+def train_frozen(items: list[Item], seed: int, log=print) -> Heads:
+    """Logistic regression on frozen embeddings (the baseline)."""
     from .encoder import Encoder, default_encoder_path
 
     def fit(X, y, l2):
-        torch.manual_seed(seed)
-        Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
-        w = torch.tensor(_class_weights(list(y), 3))
-        W = torch.zeros(3, X.shape[1], dtype=torch.float64, requires_grad=True)
-        b = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([W, b], max_iter=500, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(Xt @ W.T + b, yt, weight=w) + l2 * (W * W).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        return W.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
+        return fit_lr(X, y, l2)
 
     enc = Encoder(default_encoder_path())
     X = enc.encode([i.text for i in items])
@@ -243,8 +313,20 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-3, help="adapter learning rate (heads: 10x)")
+    ap.add_argument("--rated", type=int, default=0,
+                    help="rated snippets (Hutto & Gilbert 2014) per epoch as an auxiliary target (tried "
+                         "with 3000: every figure fell; see MODEL_CARD.md); 0: none")
     ap.add_argument("--out", type=Path, default=DEFAULT_HEADS)
+    ap.add_argument("--parts", default="abc",
+                    help="forum corpus parts to train on, by letter (default abc: the shipped model; "
+                         "abcdef adds the second round, see MODEL_CARD.md)")
+    ap.add_argument("--no-refit-head", dest="refit_head", action="store_false",
+                    help="keep the jointly trained sentiment head (skip step 3)")
+    ap.add_argument("--refit", type=Path, metavar="HEADS",
+                    help="skip training: refit the sentiment head of this heads file (same seed and data)")
     args = ap.parse_args(argv)
+    if not args.parts or set(args.parts) - set("abcdef"):
+        ap.error("--parts: letters of the corpus parts, a to f")
 
     import torch
 
@@ -252,10 +334,25 @@ def main(argv=None) -> None:
     from .evaluate import evaluate
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    items, info = training_items()
+    items, info = training_items(args.parts)
+    rated = rated_items(args.seed) if args.rated and args.method == "lora" else []
+    if rated:
+        info["rated_snippets_per_epoch"] = min(args.rated, len(rated))
     print(f"training on {len(items)} examples: {info}")
     t0 = time.time()
-    heads = train_lora(items, args.seed, args.epochs, args.lr) if args.method == "lora" else train_frozen(items, args.seed)
+    if args.refit:
+        heads = Heads.load(args.refit)
+        heads.meta.pop("version", None)
+        heads.meta.pop("metrics", None)
+        heads = refit_sentiment(heads, items, args.seed)
+        args.epochs, args.lr = heads.meta.get("epochs", args.epochs), heads.meta.get("lr", args.lr)
+        t0 -= heads.meta.get("train_seconds", 0)
+    elif args.method == "lora":
+        heads = train_lora(items, args.seed, args.epochs, args.lr, rated=rated, rated_per_epoch=args.rated)
+        if args.refit_head:
+            heads = refit_sentiment(heads, items, args.seed)
+    else:
+        heads = train_frozen(items, args.seed)
     heads.meta.update({
         "name": "trustwatch-minilm",
         "method": args.method,
