@@ -293,17 +293,14 @@ def train_frozen(items: list[Item], seed: int, log=print) -> Heads:
     """Logistic regression on frozen embeddings (the baseline)."""
     from .encoder import Encoder, default_encoder_path
 
-    def fit(X, y, l2):
-        return fit_lr(X, y, l2)
-
     enc = Encoder(default_encoder_path())
     X = enc.encode([i.text for i in items])
-    sW, sb = fit(X, np.array([i.sentiment for i in items]), 1e-3)
+    sW, sb = fit_lr(X, np.array([i.sentiment for i in items]), 1e-3)
     themed = [k for k, i in enumerate(items) if i.themes != NO_THEMES]
     tW = np.zeros((len(THEMES), 3, X.shape[1]), dtype=np.float32)
     tb = np.zeros((len(THEMES), 3), dtype=np.float32)
     for t in range(len(THEMES)):
-        tW[t], tb[t] = fit(X[themed], np.array([items[k].themes[t] for k in themed]), 1e-3)
+        tW[t], tb[t] = fit_lr(X[themed], np.array([items[k].themes[t] for k in themed]), 1e-3)
     return Heads(sW, sb, tW, tb, meta={})
 
 
