@@ -238,9 +238,11 @@ class Tagger:
         return results
 
 
-class HubSentiment:
-    """Any transformers text-classification model whose labels map onto
-    negative / neutral / positive (by name, star ratings, or LABEL_0..2 order)."""
+class HubClassifier:
+    """A transformers sequence classifier from the hub or a local folder, loaded for
+    inference; ``what`` names its job in errors."""
+
+    what = "classifier"
 
     def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -257,15 +259,27 @@ class HubSentiment:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(path)
         except (OSError, ValueError) as e:
-            raise ModelLoadError(f"cannot load sentiment model {path}: {str(e).splitlines()[0]}")
+            raise ModelLoadError(f"cannot load {self.what} model {path}: {str(e).splitlines()[0]}")
         self.model.eval().to(self.device)
+        self.version = str(getattr(self.model.config, "_commit_hash", None) or "local")[:10]
+
+
+class HubSentiment(HubClassifier):
+    """Any transformers text-classification model whose labels map onto
+    negative / neutral / positive (by name, star ratings, or LABEL_0..2 order)."""
+
+    what = "sentiment"
+
+    def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
+        from .errors import ModelLoadError
+
+        super().__init__(path, device, max_length)
         labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.mapping = label_mapping(labels)
         if self.mapping is None:
             raise ModelLoadError(
                 f"sentiment model {path}: cannot map its labels {labels} to negative/neutral/positive"
             )
-        self.version = str(getattr(self.model.config, "_commit_hash", None) or "local")[:10]
 
     def predict(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         import torch
@@ -327,29 +341,17 @@ THEME_HYPOTHESES: dict[str, tuple[str, str]] = {
 }
 
 
-class HubThemes:
+class HubThemes(HubClassifier):
     """A zero-shot NLI model (any transformers sequence classifier with an "entailment"
     label) deciding each theme's stance from the hypotheses above."""
 
     THRESHOLD = 0.5  # a theme is present when its likelier stance is entailed at least this much
+    what = "theme"
 
     def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from .encoder import quiet_transformers, torch_device
         from .errors import ModelLoadError
 
-        quiet_transformers()
-        self.name = Path(path).name if Path(path).exists() else path
-        self.path = path
-        self.max_length = max_length
-        self.device = torch_device(device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(path)
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"cannot load theme model {path}: {str(e).splitlines()[0]}")
-        self.model.eval().to(self.device)
+        super().__init__(path, device, max_length)
         labels = {str(v).lower(): int(k) for k, v in self.model.config.id2label.items()}
         self.entail = next((i for name, i in labels.items() if name.startswith("entail")), None)
         self.contra = next((i for name, i in labels.items() if name.startswith("contra")), None)
@@ -358,7 +360,6 @@ class HubThemes:
                 f"theme model {path}: not an NLI model (needs entailment and contradiction labels, "
                 f"has {sorted(labels)})"
             )
-        self.version = str(getattr(self.model.config, "_commit_hash", None) or "local")[:10]
         self.hypotheses = [h for t in THEMES for h in THEME_HYPOTHESES[t]]
 
     @property
