@@ -52,6 +52,28 @@ def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[tuple[list
         yield idx, [texts[i] for i in idx]
 
 
+TOKENS_PER_SLOT = 128  # a batch holds up to batch_size x 128 positions, padding included
+
+
+def token_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> Iterator[tuple[list[int], dict]]:
+    """(indices, padded encoding) batches: every text tokenized once, sorted by its token
+    count, and grouped by a budget of batch_size x 128 padded positions (at most 4 x
+    batch_size texts). Short texts go in large batches and long ones in small, so the
+    forward pass does little padding and keeps its matrices a good size; about 1.2x the
+    speed of fixed batches of 16 on 2 CPU cores (bench/throughput.py)."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    budget, most = batch_size * TOKENS_PER_SLOT, batch_size * 4
+    batch: list[int] = []
+    for i in order:  # ascending: the newest text is the longest in its batch
+        if batch and ((len(batch) + 1) * len(ids[i]) > budget or len(batch) >= most):
+            yield batch, tokenizer.pad({"input_ids": [ids[j] for j in batch]}, return_tensors="pt")
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch, tokenizer.pad({"input_ids": [ids[j] for j in batch]}, return_tensors="pt")
+
+
 def mean_pool(hidden, attention_mask):
     """Mean of the token vectors under the attention mask, L2-normalised: the sentence
     embedding, the same in training (models.train) and tagging."""
@@ -115,8 +137,7 @@ class Encoder:
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for idx, batch in sorted_batches(texts, batch_size):
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=max_length or self.max_length,
-                                     return_tensors="pt").to(self.device)
+            for idx, enc in token_batches(self.tokenizer, texts, batch_size, max_length or self.max_length):
+                enc = enc.to(self.device)
                 out[idx] = mean_pool(self.model(**enc).last_hidden_state, enc["attention_mask"]).cpu().numpy()
         return out

@@ -284,13 +284,12 @@ class HubSentiment(HubClassifier):
     def predict(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         import torch
 
-        from .encoder import sorted_batches
+        from .encoder import token_batches
 
         out = np.zeros((len(texts), 3), dtype=np.float32)
         with torch.inference_mode():
-            for idx, batch in sorted_batches(texts, batch_size):
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt").to(self.device)
+            for idx, enc in token_batches(self.tokenizer, texts, batch_size, self.max_length):
+                enc = enc.to(self.device)
                 probs = self.model(**enc).logits.float().softmax(-1).cpu().numpy()
                 out[idx] = probs @ self.mapping
         return out
