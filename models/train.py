@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import load_drugscom, load_forum_corpus
+from .corpus import CORPUS_DIR, load_drugscom, load_forum_corpus
 from .heads import DEFAULT_HEADS, SENTIMENTS, STANCE_CLASSES, THEMES, Heads
 from .mentions import Match, mention_context
 
@@ -322,8 +322,9 @@ def main(argv=None) -> None:
     ap.add_argument("--refit", type=Path, metavar="HEADS",
                     help="skip training: refit the sentiment head of this heads file (same seed and data)")
     args = ap.parse_args(argv)
-    if not args.parts or set(args.parts) - set("abcdef"):
-        ap.error("--parts: letters of the corpus parts, a to f")
+    letters = {f.stem.split("_")[1][0] for f in CORPUS_DIR.glob("part_*.jsonl")}
+    if not args.parts or set(args.parts) - letters:
+        ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")
 
     import torch
 

@@ -18,12 +18,22 @@ def test_forum_corpus_is_complete_and_its_held_out_split_is_fixed():
     held = [e for e in ex if e.split == "heldout"]
     # The figures in the README and model card are on exactly these posts.
     assert len(held) == 323 and all(e.id[0] in "abc" for e in held)
+    voice = [e for e in ex if e.split == "heldout_voice"]
+    assert len(voice) == 100 and all(e.id[0] == "g" for e in voice)
+    assert Counter(e.sentiment for e in voice) == {"negative": 43, "positive": 33, "neutral": 24}
     for split in ("train", "heldout"):
         stances = Counter((t, s) for e in ex if e.split == split for t, s in e.themes.items())
         assert all(stances[(t, s)] >= 15 for t in THEMES for s in ("builds", "erodes")), split
     for e in ex:
         for m in e.mentions:
             assert 0 <= m.start < m.end <= len(e.text)
+
+
+def test_a_post_with_an_unknown_split_is_refused(tmp_path):
+    (tmp_path / "part_z.jsonl").write_text(
+        '{"id": "z-1", "title": "", "text": "fine", "sentiment": "neutral", "split": "helduot"}\n')
+    with pytest.raises(ValueError, match="part_z.jsonl:1: bad split 'helduot'"):
+        load_forum_corpus(tmp_path)
 
 
 def _sdist(path, members: dict[str, str]):
