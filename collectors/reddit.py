@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .base import BadItem, Collector, Post, SourceFailed, iso_utc
+from .text import reddit_text
 
 GONE = {"[deleted]", "[removed]"}
 LISTING_LIMIT = 1000
@@ -88,6 +89,7 @@ class RedditCollector(Collector):
             raise BadItem(f"reddit item missing a field: {e}")
         if not isinstance(title, str) or not isinstance(text, str):
             raise BadItem(f"{fullname}: title or text is not a string")
+        title, text = reddit_text(title), reddit_text(text)
         if text.strip() in GONE or getattr(thing, "removed_by_category", None):
             self.counts["deleted"] += 1
             return None
@@ -130,7 +132,7 @@ def recheck_fullnames(reddit, refs: list[tuple[str, str]]) -> Iterator[tuple[str
             if t is None or text.strip() in GONE or getattr(t, "removed_by_category", None):
                 yield post_id, None
             else:
-                yield post_id, text
+                yield post_id, reddit_text(text)
 
 
 def make_reddit(praw_site: str | None, user_agent: str):

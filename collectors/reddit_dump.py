@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .base import BadItem, Collector, Post, SourceFailed, iso_utc
+from .text import reddit_text
 
 GONE = {"[deleted]", "[removed]"}
 _GLOB_CHARS = set("*?[")
@@ -113,6 +114,7 @@ class RedditDumpCollector(Collector):
                 raise BadItem(f"{rid}: submission without a title")
         if not isinstance(text, str):
             raise BadItem(f"{rid}: text is not a string")
+        title, text = reddit_text(title), reddit_text(text)
         meta = raw.get("_meta") if isinstance(raw.get("_meta"), dict) else {}
         if (
             text.strip() in GONE

@@ -58,3 +58,12 @@ def html_to_text(html: str) -> str:
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def reddit_text(text: str) -> str:
+    """Reddit's API and the archive dumps taken from it escape exactly three characters in
+    titles and Markdown bodies ("&amp;", "&lt;", "&gt;"); undo that, "&amp;" last, so that
+    what a user typed as "&lt;" stays "&lt;"."""
+    if "&" not in text:
+        return text
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

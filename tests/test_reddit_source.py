@@ -121,6 +121,7 @@ def config(tmp_path, enc, heads, extra=""):
 def test_reddit_posts_and_comments_incremental_and_recheck(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, reddit_server, tiny_tagger):
     fake = reddit_server
     fake.subs = [sub_data(i, T0 - i * 86400) for i in range(5)]  # one a day
+    fake.extra_comment_body = "Hidden behind more: Calloway &amp; Lakeshore never called &lt;3 &amp;lt;"  # as Reddit escapes
     cfg = config(tmp_path, tiny_encoder_dir, tiny_heads_path)
     quiet = lambda m: None  # noqa: E731
     first = pipeline.run(cfg, log=quiet, tagger=tiny_tagger)
@@ -128,7 +129,7 @@ def test_reddit_posts_and_comments_incremental_and_recheck(tmp_path, tiny_encode
     assert first.new == 15 and first.sources["als-reddit"]["deleted"] == 5  # 5 posts, 2 comments each kept
     db = storage.open_db(cfg.database)
     c3 = db["posts"].get("reddit:t1_s0c3")
-    assert c3["text"] == fake.extra_comment_body and c3["thread_id"] == "reddit:t3_s0"
+    assert c3["text"] == "Hidden behind more: Calloway & Lakeshore never called <3 &lt;" and c3["thread_id"] == "reddit:t3_s0"
     assert c3["author"].startswith("a_") and c3["url"] == "https://www.reddit.com/r/ALS/comments/s0/p/s0c3/"
     assert any(r == "POST /api/morechildren" for r in fake.requests)
 
@@ -141,11 +142,11 @@ def test_reddit_posts_and_comments_incremental_and_recheck(tmp_path, tiny_encode
     assert sum(r.startswith("GET /comments/") for r in fake.requests) == 4
 
     fake.gone.add("t1_s1c1")
-    fake.subs[1]["selftext"] = "edited: Lakeshore finally called"
+    fake.subs[1]["selftext"] = "edited: Lakeshore finally called &amp; apologised"
     report = pipeline.run(cfg, log=quiet, tagger=tiny_tagger, steps=("recheck", "tag", "aggregate"))
     assert report.sources["als-reddit"]["removed"] >= 1 and report.sources["als-reddit"]["edited"] >= 1
     assert db["posts"].count_where("id = 'reddit:t1_s1c1'") == 0
-    assert db["posts"].get("reddit:t3_s0")["text"] == "edited: Lakeshore finally called"
+    assert db["posts"].get("reddit:t3_s0")["text"] == "edited: Lakeshore finally called & apologised"
 
 
 def test_listing_limit_is_noted(tmp_path, tiny_encoder_dir, tiny_heads_path, salt, reddit_server, tiny_tagger, monkeypatch):

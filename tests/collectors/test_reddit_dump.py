@@ -30,6 +30,16 @@ def test_plain_dump_posts_comments_and_skips(tmp_path):
     assert reply.title == ""
 
 
+def test_reddit_escaping_is_undone():
+    """Reddit (and the dumps taken from its API) escape &, < and > as &amp;, &lt;, &gt;."""
+    c = RedditDumpCollector("d", FIXTURES / "dump.ndjson")
+    base = {"id": "e1", "subreddit": "ALS", "created_utc": 1772870400, "permalink": "/r/ALS/comments/e1/x/"}
+    post = c.to_post({**base, "title": "Q&amp;A with Lakeshore", "selftext": "&gt; they said &lt;2 weeks\n\n&amp;amp; no"})
+    assert post.title == "Q&A with Lakeshore" and post.text == "> they said <2 weeks\n\n&amp; no"
+    comment = c.to_post({**base, "id": "e2", "body": "AT&amp;T &lt;3", "link_id": "t3_e1", "parent_id": "t3_e1"})
+    assert comment.text == "AT&T <3"
+
+
 def test_deleted_removed_and_malformed_are_counted():
     c = RedditDumpCollector("d", FIXTURES / "dump.ndjson")
     collect(c)
