@@ -80,6 +80,35 @@ def test_a_researcher_signs_in_with_a_password(ds):
     assert posts.status_code == 200
 
 
+def test_repeated_failed_sign_ins_are_refused_for_a_while(ds, monkeypatch):
+    from datasette.plugins import pm
+
+    pages = next(p for p in pm.get_plugins() if getattr(p, "__name__", "") == "trustwatch_pages.py")
+    monkeypatch.setattr(pages, "LOGIN_FAILURES", 3)
+
+    async def go():
+        await ds.invoke_startup()
+        form = await ds.client.get("/-/login")
+        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
+        cookies = {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+
+        async def attempt(password):
+            return await ds.client.post("/-/login", data={"username": "alice", "password": password,
+                                                          "csrftoken": token}, cookies=cookies)
+
+        first = [await attempt("nope") for _ in range(2)]
+        right = await attempt(PASSWORD)  # a success forgets earlier failures
+        wrong = [await attempt(f"guess{i}") for i in range(3)]
+        blocked = await attempt(PASSWORD)
+        return first, right, wrong, blocked
+
+    first, right, wrong, blocked = asyncio.run(go())
+    assert [r.status_code for r in first] == [200, 200] and right.status_code == 302
+    assert [r.status_code for r in wrong] == [200, 200, 200]
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+    assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60 + 1 and "ds_actor" not in blocked.cookies
+
+
 def test_serve_refuses_to_publish_without_sign_in(monkeypatch):
     assert serve.check_publish(PublishConfig(), "127.0.0.1") == []
     with pytest.raises(ConfigError, match="refusing to publish beyond this machine without sign-in"):

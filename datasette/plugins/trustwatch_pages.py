@@ -322,3 +322,57 @@ def extra_template_vars(template, datasette):
             return {"trust_entities": []}
 
     return inner
+
+
+# Failed researcher sign-ins (datasette-auth-passwords redisplays its form, status 200, on a
+# wrong password and redirects on a right one), per client address: after LOGIN_FAILURES
+# within LOGIN_WINDOW seconds, /-/login answers 429 with Retry-After until the oldest
+# failure ages out. Password hashes are slow to check, but not slow enough to leave an
+# unlimited guessing endpoint on the internet. Behind a reverse proxy every visitor shares
+# the proxy's address, so the limit is then shared too.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = 15 * 60
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    import time
+    from collections import deque
+
+    failures: dict[str, deque] = {}
+
+    def wrap(app):
+        async def limited(scope, receive, send):
+            if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != "/-/login":
+                return await app(scope, receive, send)
+            client = (scope.get("client") or ("unknown", 0))[0]
+            now = time.monotonic()
+            seen = failures.setdefault(client, deque())
+            while seen and seen[0] <= now - LOGIN_WINDOW:
+                seen.popleft()
+            if len(seen) >= LOGIN_FAILURES:
+                wait = int(seen[0] + LOGIN_WINDOW - now) + 1
+                body = f"Too many failed sign-ins from this address; try again in {wait // 60 + 1} minutes.\n".encode()
+                await send({"type": "http.response.start", "status": 429,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                        (b"retry-after", str(wait).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            status = {}
+
+            async def watch(message):
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
+
+            await app(scope, receive, watch)
+            if status.get("code") == 200:  # the form again: a wrong name or password
+                seen.append(now)
+            elif status.get("code") in (301, 302, 303):  # signed in
+                seen.clear()
+            if not seen:
+                failures.pop(client, None)
+
+        return limited
+
+    return wrap
