@@ -14,6 +14,7 @@ Rules (see ``models/data/forum_corpus/LABELLING.md``):
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -96,6 +97,9 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 
 _WORD = re.compile(r"[^\W_]+")
+# Whole words of four or more letters or digits (as _WORD finds them): those starting with a
+# capital are the only words tried as misspellings.
+_LONG_WORD = re.compile(r"(?<![^\W_])[^\W_]{4,}")
 _SEP_RE = re.compile(_SEP + r"$")
 _POSSESSIVE = re.compile(r"['\u2019]s\b")
 
@@ -119,8 +123,8 @@ class MentionMatcher:
 
     def __init__(self, entities: list[Entity], fuzzy: bool = True, common_words: frozenset[str] | None = None):
         self.entities = {e.id: e for e in entities}
-        # (pattern, entity, needle): the pattern runs only where its needle occurs
-        self._patterns: list[tuple[re.Pattern[str], str, str]] = []
+        # (pattern, entity, needle, case-insensitive): the pattern runs only where its needle occurs
+        self._patterns: list[tuple[re.Pattern[str], str, str, bool]] = []
         self._fuzzy: list[tuple[list[str], str]] = []  # alias tokens (lower case), entity
         for e in entities:
             for s in e.surfaces:
@@ -129,8 +133,8 @@ class MentionMatcher:
                     first = _TOKEN.findall(s)[0]
                     # casefold, not lower: lower() depends on context (a final sigma), so the
                     # needle of "ΑΣ.Β" would not be in the lowered text that holds the name
-                    needle = first if p.flags & re.IGNORECASE == 0 else first.casefold()
-                    self._patterns.append((p, e.id, needle))
+                    folded = bool(p.flags & re.IGNORECASE)
+                    self._patterns.append((p, e.id, first.casefold() if folded else first, folded))
                 tokens = _TOKEN.findall(s)
                 if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
                     self._fuzzy.append(([t.lower() for t in tokens], e.id))
@@ -157,10 +161,12 @@ class MentionMatcher:
         """Windows of words matching an alias where at least one word is a close
         misspelling. Only capitalised words that are not ordinary words are tried, against
         alias words with the same first letter and a similar length (an index lookup)."""
-        words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+        words: list[tuple[int, int, str]] = []  # every word, listed once a candidate needs it
+        starts: list[int] = []
         found = []
-        for i, (_, _, w) in enumerate(words):
-            if not w[0].isupper() or len(w) < 4:
+        for cap in _LONG_WORD.finditer(text):
+            w = cap.group(0)
+            if not w[0].isupper():
                 continue
             low = w.lower()
             if low in self._common:
@@ -168,6 +174,10 @@ class MentionMatcher:
             for alias, pos, token in self._index.get(low[0], ()):
                 if abs(len(token) - len(low)) > 2 or low == token or not self._close(low, token):
                     continue
+                if not words:
+                    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+                    starts = [a for a, _, _ in words]
+                i = bisect.bisect_left(starts, cap.start())
                 tokens, entity = self._fuzzy[alias]
                 first = i - pos
                 if first < 0 or first + len(tokens) > len(words):
@@ -190,8 +200,8 @@ class MentionMatcher:
     def find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
         low = text.casefold()
-        for pattern, entity, needle in self._patterns:
-            if needle not in (low if pattern.flags & re.IGNORECASE else text):
+        for pattern, entity, needle, folded in self._patterns:
+            if needle not in (low if folded else text):
                 continue
             for m in pattern.finditer(text):
                 candidates.append(Match(m.start(), m.end(), entity, m.group(0)))
