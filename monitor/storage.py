@@ -428,36 +428,44 @@ def count_to_tag(db: sqlite_utils.Database, model: str, wl_hash: str) -> int:
     return db.execute(f"select count(*) {_TO_TAG}", {"model": model, "wl": wl_hash}).fetchone()[0]
 
 
+_TAG_COLUMNS = ("post_id", "model", "sentiment", "negative", "neutral", "positive", "themes",
+                "content_hash", "watchlist_hash", "tagged_at")
+_MENTION_COLUMNS = ("post_id", "entity_id", "model", "start", "end", "surface", "sentiment",
+                    "negative", "neutral", "positive", "themes")
+_SAVE_TAG = (
+    f"insert into post_tags ({', '.join(f'[{c}]' for c in _TAG_COLUMNS)}) values ({', '.join('?' * len(_TAG_COLUMNS))}) "
+    "on conflict (post_id, model) do update set "
+    + ", ".join(f"[{c}] = excluded.[{c}]" for c in _TAG_COLUMNS[2:])
+)
+_SAVE_MENTION = (
+    f"insert into mentions ({', '.join(f'[{c}]' for c in _MENTION_COLUMNS)}) "
+    f"values ({', '.join('?' * len(_MENTION_COLUMNS))})"
+)
+
+
 def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
-    """Store one batch of tags, replacing this model's earlier tags for these posts."""
+    """Store one batch of tags, replacing this model's earlier tags for these posts.
+    Plain executemany with fixed column lists: on a GPU the tagger outruns sqlite-utils'
+    per-row dict handling."""
     stamp = now()
     tag_rows, mention_rows = [], []
     for row, tag in zip(rows, tags):
-        tag_rows.append(
-            {
-                "post_id": row["id"], "model": model, "sentiment": tag.sentiment,
-                **tag.scores, "themes": json.dumps(tag.themes, sort_keys=True),
-                "content_hash": row["content_hash"], "watchlist_hash": wl_hash, "tagged_at": stamp,
-            }
-        )
+        sc = tag.scores
+        tag_rows.append((row["id"], model, tag.sentiment, sc["negative"], sc["neutral"], sc["positive"],
+                         json.dumps(tag.themes, sort_keys=True), row["content_hash"], wl_hash, stamp))
         for m in tag.mentions:
-            mention_rows.append(
-                {
-                    "post_id": row["id"], "entity_id": m.entity, "model": model,
-                    "start": m.start, "end": m.end, "surface": m.surface,
-                    "sentiment": m.sentiment, **m.scores,
-                    "themes": json.dumps(m.themes, sort_keys=True),
-                }
-            )
+            ms = m.scores
+            mention_rows.append((row["id"], m.entity, model, m.start, m.end, m.surface, m.sentiment,
+                                 ms["negative"], ms["neutral"], ms["positive"], json.dumps(m.themes, sort_keys=True)))
     ids = [r["id"] for r in rows]
     with db.atomic():
         db.execute(
             f"delete from mentions where model = ? and post_id in ({','.join('?' * len(ids))})",
             [model, *ids],
         )
-        db["post_tags"].upsert_all(tag_rows, pk=("post_id", "model"))
+        db.conn.executemany(_SAVE_TAG, tag_rows)
         if mention_rows:
-            db["mentions"].insert_all(mention_rows, pk=("post_id", "model", "start"))
+            db.conn.executemany(_SAVE_MENTION, mention_rows)
 
 
 def load_state(db: sqlite_utils.Database, source: str) -> dict:
