@@ -34,3 +34,12 @@ def test_scale_benchmark_writes_every_figure(tmp_path):
         assert isinstance(figures[key], (int, float)) and figures[key] > 0, key
         assert key in done.stdout
     assert figures["posts"] == 300 and "CPUs" in figures["machine"]
+
+
+def test_throughput_benchmark_prints_every_figure():
+    """bench/throughput.py on 24 synthetic posts, one round: raw forward, tag, and tag without the encoder."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--synthetic", "--posts", "24",
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("raw encoder forward:", "trustwatch tag:", "tag_vs_encoder:", "tag without the encoder:"):
+        assert line in done.stdout, line
