@@ -11,6 +11,8 @@ pass cut at 256 tokens, the length the tagger's chunks are sized for: that pass 
 drops the end of long posts, which `tag` may not do.
 
     --int8: both sides run the dynamically int8-quantized encoder ([model] int8 = true).
+    --device cuda --batch 256 --workers 8: the GPU measurement of issue #7 (fp16; the
+    work around the model in 8 processes).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def dump_posts(path: str, n: int):
 MODEL_LIMIT = 512  # all-MiniLM-L6-v2's position embeddings
 
 
-def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None, int8: bool = False) -> dict:
+def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None, int8: bool = False,
+            device: str = "cpu", workers: int = 1) -> dict:
     """Raw encoder forward against `trustwatch tag` on the same posts (the demo's, or the
     first of a dump file), interleaved rounds; prints the figures and returns them."""
     import torch
@@ -79,7 +82,7 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
     demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
     n_posts = posts
     posts = dump_posts(source, n_posts) if source else demo_posts(n_posts)
-    tagger = load_tagger(demo_cfg.watch, batch_size=batch, int8=int8)
+    tagger = load_tagger(demo_cfg.watch, batch_size=batch, int8=int8, device=device)
     texts = [full_text(p.title, p.text) for p in posts]
     lengths = sorted(tagger.encoder.token_lengths(texts))
     tagger.encoder.encode(texts[:32], batch_size=batch)  # warm up
@@ -98,30 +101,40 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
             db = storage.open_db(cfg.database)
             storage.save_posts(db, posts)
             t0 = time.perf_counter()
-            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger)
+            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers)
             tags.append(n / (time.perf_counter() - t0))
             mentions = db.execute("select count(*) from mentions").fetchone()[0]
             db.close()
-    overhead = pipeline_overhead(posts, tagger, demo_cfg.watch)
+    overhead = pipeline_overhead(posts, tagger, demo_cfg.watch, workers)
     ratios = sorted(t / r for t, r in zip(tags, raws))
     cut_ratio = statistics.median(t / c for t, c in zip(tags, cuts))
     raw, tag = statistics.median(raws), statistics.median(tags)
 
     print(f"posts: {len(posts)}, tokens per post median {lengths[len(lengths) // 2]}, "
           f"p90 {lengths[int(len(lengths) * 0.9)]}; {mentions} mentions; "
-          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; encoder {'int8' if int8 else 'fp32'}")
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; {device_name(device)}; "
+          f"encoder {'int8' if int8 else 'fp16' if device.startswith('cuda') else 'fp32'}; tag workers {workers}")
     print(f"raw encoder forward: {raw:7.1f} posts/s (median; whole posts up to {MODEL_LIMIT} tokens)")
     print(f"  cut at 256 tokens: {statistics.median(cuts):7.1f} posts/s")
     print(f"trustwatch tag:      {tag:7.1f} posts/s (median)")
     print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {rounds} rounds; "
           f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; against the 256-token cut {cut_ratio:.2f})")
-    print(f"tag without the encoder: {overhead:7.1f} posts/s (one process: chunking, mentions, heads, SQLite; "
-          f"{1000 / overhead:.2f} ms per post, the ceiling of one tagging process on any accelerator)")
+    print(f"tag without the encoder: {overhead:7.1f} posts/s ({workers} worker(s): chunking, mentions, heads, SQLite; "
+          f"{1000 / overhead:.2f} ms per post, the ceiling on any accelerator)")
     return {"tag_posts_per_s": round(tag, 1), "tag_without_encoder_posts_per_s": round(overhead, 1), "raw_posts_per_s": round(raw, 1),
             "tag_vs_encoder": round(statistics.median(ratios), 3),
             "raw_cut256_posts_per_s": round(statistics.median(cuts), 1), "tag_vs_encoder_cut256": round(cut_ratio, 3),
             "tokens_median": lengths[len(lengths) // 2], "posts": len(posts), "mentions": mentions,
-            "encoder": "int8" if int8 else "fp32"}
+            "encoder": "int8" if int8 else "fp16" if device.startswith("cuda") else "fp32",
+            "device": device_name(device), "workers": workers}
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return "CPU"
 
 
 class NullEncoder:
@@ -138,7 +151,7 @@ class NullEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def pipeline_overhead(posts, tagger, watch) -> float:
+def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> float:
     """posts/s of `trustwatch tag` with the encoder's forward taken out (best of 3)."""
     import copy
 
@@ -154,7 +167,7 @@ def pipeline_overhead(posts, tagger, watch) -> float:
             db = storage.open_db(cfg.database)
             storage.save_posts(db, posts)
             t0 = time.perf_counter()
-            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=null)
+            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=null, workers=workers)
             best = max(best, n / (time.perf_counter() - t0))
             db.close()
     return best
@@ -169,6 +182,8 @@ def main(argv=None) -> None:
     ap.add_argument("--synthetic", action="store_true",
                     help="take the posts from bench/synth.py's fictional dump (realistic lengths) instead of the demo")
     ap.add_argument("--int8", action="store_true", help="the dynamically int8-quantized encoder on both sides")
+    ap.add_argument("--device", default="cpu", help='"cpu" or "cuda" (fp16)')
+    ap.add_argument("--workers", type=int, default=1, help="tag's worker processes ([model] workers)")
     args = ap.parse_args(argv)
     if args.synthetic:
         from bench.synth import write_dump
@@ -176,9 +191,9 @@ def main(argv=None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             dump = Path(tmp) / "synthetic.ndjson"
             write_dump(dump, args.posts)
-            measure(args.posts, args.batch, args.rounds, str(dump), args.int8)
+            measure(args.posts, args.batch, args.rounds, str(dump), args.int8, args.device, args.workers)
     else:
-        measure(args.posts, args.batch, args.rounds, args.dump, args.int8)
+        measure(args.posts, args.batch, args.rounds, args.dump, args.int8, args.device, args.workers)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,81 @@ def stances(p: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, st
     return out
 
 
+class Planner:
+    """The per-post work around the model, pure Python and picklable so that `trustwatch
+    tag` can run it in worker processes while the model runs: before the model, the texts
+    to encode (chunks of each post, the words around each mention); after it, the post's
+    and each mention's sentiment and themes from the model's scores for those texts."""
+
+    def __init__(self, entities: Sequence[Entity] = (), thresholds: np.ndarray | None = None):
+        self.matcher = MentionMatcher(list(entities))
+        self.thresholds = thresholds
+
+    def plan(self, items: Sequence[tuple[str, str | None, str | None]]) -> tuple[list[str], list[tuple]]:
+        """``(id, title, text)`` items -> (texts to score, one plan per item)."""
+        texts: list[str] = []  # everything to encode, in one call
+        plans = []
+        for ident, title, body in items:
+            full = full_text(title, body)
+            spans = chunk_spans(full)
+            chunk_idx = list(range(len(texts), len(texts) + len(spans)))
+            texts.extend(full[a:b].strip() or " " for a, b in spans)
+            found = self.matcher.find(full)
+            mention_idx, mention_chunk = [], []
+            # A context that is a whole chunk (a one-sentence post) or another mention's
+            # context in this post is encoded once.
+            seen = {texts[i]: i for i in chunk_idx} if found else {}
+            for m in found:
+                context = mention_context(full, m, found) or m.surface
+                if context not in seen:
+                    seen[context] = len(texts)
+                    texts.append(context)
+                mention_idx.append(seen[context])
+                k = next(k for k, (a, b) in enumerate(spans) if m.start < b or k == len(spans) - 1)
+                a, b = spans[k]
+                # Borrow from the passage only where it is about this entity alone.
+                alone = not any(
+                    o.entity != m.entity and a <= o.start < b
+                    and self.matcher.entities[o.entity].kind != "condition"
+                    for o in found
+                )
+                mention_chunk.append(chunk_idx[k] if alone else None)
+            plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk))
+        return texts, plans
+
+    def finish(self, plans: list[tuple], sent: np.ndarray, themes: np.ndarray) -> list[PostTag]:
+        """PostTags from the plans and the scores of their texts: sentiment (n, 3) and
+        theme stance probabilities (n, T, 3)."""
+        results = []
+        for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plans:
+            w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
+            p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
+            # A theme raised in one chunk of a long post counts for the post.
+            tp = themes[chunk_idx]
+            strongest = (1 - tp[:, :, 0]).argmax(0)
+            post_themes = tp[strongest, np.arange(len(THEMES))]
+            mentions = []
+            for m, i, c in zip(found, mention_idx, mention_chunk):
+                # The words around the mention, tempered by the passage it sits in:
+                # "Nothing from Lakeshore here either." reads neutral on its own.
+                ms = sent[i] if c is None else MENTION_WEIGHT * sent[i] + (1 - MENTION_WEIGHT) * sent[c]
+                mentions.append(MentionTag(
+                    entity=m.entity, start=m.start, end=m.end, surface=m.surface,
+                    sentiment=SENTIMENTS[int(ms.argmax())], scores=_scores(ms),
+                    themes=stances(themes[i], self.thresholds),
+                ))
+            results.append(
+                PostTag(
+                    id=ident,
+                    sentiment=SENTIMENTS[int(p.argmax())],
+                    scores=_scores(p),
+                    themes=stances(post_themes, self.thresholds),
+                    mentions=mentions,
+                )
+            )
+        return results
+
+
 class Tagger:
     """Sentence encoder + trained heads (+ optionally a hub sentiment model)."""
 
@@ -130,7 +205,6 @@ class Tagger:
             )
         self.encoder = encoder
         self.heads = heads
-        self.matcher = MentionMatcher(list(entities))
         self.sentiment_model = sentiment_model
         self.theme_model = theme_model
         self.batch_size = batch_size
@@ -138,9 +212,11 @@ class Tagger:
         if theme_model is not None:
             self.name = f"{self.name}+themes:{theme_model.name}"
         self.thresholds = theme_model.thresholds if theme_model is not None else heads.theme_thresholds
+        self.planner = Planner(entities, self.thresholds)
 
-    def _stances(self, p: np.ndarray) -> dict[str, str]:
-        return stances(p, self.thresholds)
+    @property
+    def matcher(self) -> MentionMatcher:
+        return self.planner.matcher
 
     @property
     def version(self) -> str:
@@ -167,38 +243,10 @@ class Tagger:
             "metrics": self.heads.meta.get("metrics", {}),
         }
 
-    def tag(self, items: Sequence[tuple[str, str | None, str | None]]) -> list[PostTag]:
-        """Tag a batch of ``(id, title, text)``; one PostTag per item, same order."""
-        texts: list[str] = []  # everything to encode, in one call
-        plan = []
-        for ident, title, body in items:
-            full = full_text(title, body)
-            spans = chunk_spans(full)
-            chunk_idx = list(range(len(texts), len(texts) + len(spans)))
-            texts.extend(full[a:b].strip() or " " for a, b in spans)
-            found = self.matcher.find(full)
-            mention_idx, mention_chunk = [], []
-            # A context that is a whole chunk (a one-sentence post) or another mention's
-            # context in this post is encoded once.
-            seen = {texts[i]: i for i in chunk_idx} if found else {}
-            for m in found:
-                context = mention_context(full, m, found) or m.surface
-                if context not in seen:
-                    seen[context] = len(texts)
-                    texts.append(context)
-                mention_idx.append(seen[context])
-                k = next(k for k, (a, b) in enumerate(spans) if m.start < b or k == len(spans) - 1)
-                a, b = spans[k]
-                # Borrow from the passage only where it is about this entity alone.
-                alone = not any(
-                    o.entity != m.entity and a <= o.start < b
-                    and self.matcher.entities[o.entity].kind != "condition"
-                    for o in found
-                )
-                mention_chunk.append(chunk_idx[k] if alone else None)
-            plan.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk))
-
-        X = self.encoder.encode(texts, batch_size=self.batch_size)
+    def score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's part: sentiment (n, 3) and theme stance probabilities (n, T, 3)."""
+        X = self.encoder.encode(texts, batch_size=self.batch_size) if (
+            self.sentiment_model is None or self.theme_model is None) else None
         if self.sentiment_model is not None:
             sent = self.sentiment_model.predict(texts, batch_size=self.batch_size)
         else:
@@ -207,35 +255,12 @@ class Tagger:
             themes = self.theme_model.predict(texts, batch_size=self.batch_size)
         else:
             themes = self.heads.themes(X)
+        return sent, themes
 
-        results = []
-        for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plan:
-            w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
-            p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
-            # A theme raised in one chunk of a long post counts for the post.
-            tp = themes[chunk_idx]
-            strongest = (1 - tp[:, :, 0]).argmax(0)
-            post_themes = tp[strongest, np.arange(len(THEMES))]
-            mentions = []
-            for m, i, c in zip(found, mention_idx, mention_chunk):
-                # The words around the mention, tempered by the passage it sits in:
-                # "Nothing from Lakeshore here either." reads neutral on its own.
-                ms = sent[i] if c is None else MENTION_WEIGHT * sent[i] + (1 - MENTION_WEIGHT) * sent[c]
-                mentions.append(MentionTag(
-                    entity=m.entity, start=m.start, end=m.end, surface=m.surface,
-                    sentiment=SENTIMENTS[int(ms.argmax())], scores=_scores(ms),
-                    themes=self._stances(themes[i]),
-                ))
-            results.append(
-                PostTag(
-                    id=ident,
-                    sentiment=SENTIMENTS[int(p.argmax())],
-                    scores=_scores(p),
-                    themes=self._stances(post_themes),
-                    mentions=mentions,
-                )
-            )
-        return results
+    def tag(self, items: Sequence[tuple[str, str | None, str | None]]) -> list[PostTag]:
+        """Tag a batch of ``(id, title, text)``; one PostTag per item, same order."""
+        texts, plans = self.planner.plan(items)
+        return self.planner.finish(plans, *self.score(texts))
 
 
 class HubClassifier:

@@ -53,6 +53,7 @@ class ModelConfig:
     device: str = "cpu"
     batch_size: int = 16
     int8: bool = False  # dynamic int8 quantization on CPUs
+    workers: int = 0  # processes for the work around the model; 0: 1 on a CPU, spare cores on a GPU
 
 
 @dataclass
@@ -334,7 +335,7 @@ def load_config(path: Path | str | None = None) -> Config:
 
     m = data.get("model", {})
     _expect(m, dict, f"{where}: model", "a [model] table")
-    _unknown_keys(m, {"sentiment", "themes", "encoder", "heads", "device", "batch_size", "int8"}, f"{where}: model")
+    _unknown_keys(m, {"sentiment", "themes", "encoder", "heads", "device", "batch_size", "int8", "workers"}, f"{where}: model")
     model = ModelConfig()
     for key in ("sentiment", "themes", "encoder", "heads"):
         if key in m:
@@ -349,6 +350,10 @@ def load_config(path: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}: model.device: {model.device!r} is not \"cpu\" or \"cuda\"")
     if "int8" in m:
         model.int8 = _expect(m["int8"], bool, f"{where}: model.int8", "true or false")
+    if "workers" in m:
+        model.workers = _expect(m["workers"], int, f"{where}: model.workers", "a number of processes")
+        if not 0 <= model.workers <= 64:
+            raise ConfigError(f"{where}: model.workers: must be between 0 (automatic) and 64")
     if "batch_size" in m:
         model.batch_size = _expect(m["batch_size"], int, f"{where}: model.batch_size", "a positive integer")
         if model.batch_size < 1:

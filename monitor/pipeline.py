@@ -221,14 +221,17 @@ def build_tagger(model: ModelConfig, entities):
         raise ModelError(str(e))
 
 
-def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progress: bool = False) -> int:
+def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progress: bool = False,
+        workers: int | None = None) -> int:
     """Tag every post not yet tagged by the current model for its current text and
     watchlist. Returns how many posts were tagged. ``progress``: a progress bar on
-    stderr (for terminals; cron gets only the summary line)."""
+    stderr (for terminals; cron gets only the summary line). ``workers`` (default: the
+    config's [model] workers): processes for the work around the model."""
     storage.sync_entities(db, cfg.watch)
     tagger = tagger or load_tagger(cfg)
     storage.register_model(db, tagger.describe())
     wl = storage.watchlist_hash(cfg.watch)
+    workers = tag_workers(cfg.model) if workers is None else workers
     done = 0
     bar = None
     if progress:
@@ -236,15 +239,82 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
 
         bar = click.progressbar(length=storage.count_to_tag(db, tagger.model_id, wl), label="tagging",
                                 file=sys.stderr, show_pos=True)
+    batches = storage.posts_to_tag(db, tagger.model_id, wl, batch=batch)
+    if workers > 1:
+        tagged = _tag_in_workers(tagger, batches, workers)
+    else:
+        tagged = ((rows, tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])) for rows in batches)
     with bar if bar is not None else contextlib.nullcontext():
-        for rows in storage.posts_to_tag(db, tagger.model_id, wl, batch=batch):
-            tags = tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])
+        for rows, tags in tagged:
             storage.save_tags(db, tagger.model_id, wl, rows, tags)
             done += len(rows)
             if bar is not None:
                 bar.update(len(rows))
     log(f"tag: {done} posts tagged with {tagger.model_id}")
     return done
+
+
+def tag_workers(model: ModelConfig) -> int:
+    """[model] workers, or where it is 0 (auto): one process on a CPU, where the model's
+    forward pass needs every core; on a GPU, a worker per spare core (up to 8), since one
+    Python process cannot prepare posts as fast as the GPU encodes them."""
+    if model.workers:
+        return model.workers
+    if model.device.startswith("cuda"):
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
+    return 1
+
+
+_PLANNER = None  # set in each worker process
+
+
+def _init_worker(planner) -> None:
+    global _PLANNER
+    _PLANNER = planner
+
+
+def _plan(items):
+    return _PLANNER.plan(items)
+
+
+def _finish(plans, sent, themes):
+    return _PLANNER.finish(plans, sent, themes)
+
+
+def _tag_in_workers(tagger, batches, workers: int) -> Iterator[tuple[list[dict], list]]:
+    """(rows, tags) in order, as Tagger.tag would give them, with the work around the
+    model (chunks, mentions, contexts; then the verdicts) in worker processes, a few
+    batches ahead and behind, while this process runs the model."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    depth = 2 * workers
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(tagger.planner,))
+    planned: deque = deque()  # (rows, future of (texts, plans))
+    finishing: deque = deque()  # (rows, future of tags)
+    rest = iter(batches)
+    more = True
+    try:
+        while True:
+            while more and len(planned) < depth:
+                rows = next(rest, None)
+                if rows is None:
+                    more = False
+                else:
+                    planned.append((rows, pool.submit(_plan, [(r["id"], r["title"], r["text"]) for r in rows])))
+            if planned:
+                rows, future = planned.popleft()
+                texts, plans = future.result()
+                finishing.append((rows, pool.submit(_finish, plans, *tagger.score(texts))))
+            while finishing and (finishing[0][1].done() or not planned or len(finishing) > depth):
+                rows, future = finishing.popleft()
+                yield rows, future.result()
+            if not (more or planned or finishing):
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def current_model(db) -> str | None:

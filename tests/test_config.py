@@ -152,3 +152,9 @@ def test_model_settings(tmp_path):
     assert load_config(write(tmp_path, GOOD)).model.int8 is False
     with pytest.raises(ConfigError, match="model.int8: expected true or false"):
         load_config(write(tmp_path, GOOD + '\n[model]\nint8 = "yes"\n'))
+    assert load_config(write(tmp_path, GOOD + '\n[model]\nworkers = 6\n')).model.workers == 6
+    assert load_config(write(tmp_path, GOOD)).model.workers == 0
+    with pytest.raises(ConfigError, match="model.workers: must be between 0"):
+        load_config(write(tmp_path, GOOD + '\n[model]\nworkers = -2\n'))
+    with pytest.raises(ConfigError, match="model.workers: expected a number of processes"):
+        load_config(write(tmp_path, GOOD + '\n[model]\nworkers = "auto"\n'))

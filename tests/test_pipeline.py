@@ -11,6 +11,7 @@ import pytest
 from monitor import pipeline, storage
 from monitor.config import load_config
 from monitor.errors import ConfigError, LockedError
+from conftest import FIXTURES
 
 QUIET = lambda message: None  # noqa: E731
 
@@ -178,3 +179,46 @@ def test_retention_purges_old_text_but_keeps_aggregates(dump_config, tiny_tagger
     assert not list(db.query("select rowid from posts_fts where posts_fts match 'nurses'"))
     assert list(db.query("select * from entity_weekly order by entity_id, week")) == weekly
     assert db.execute("select count(*) from post_tags").fetchone()[0] == 5
+
+
+def test_tagging_in_worker_processes_gives_the_same_tags(tmp_path, tiny_tagger):
+    """[model] workers > 1: chunks, mentions and verdicts are worked out in other processes
+    (as on a GPU); every tag and mention is the same as tagging in one process."""
+    import random
+
+    from collectors import Post
+    from monitor.config import Config, load_watchlist
+
+    rng = random.Random(11)
+    names = ["Lakeshore", "LCRI", "ALS Hope", "Calloway", "NCT09912345", "ALS", "Lakeshores", "Calloway's"]
+    words = "the nurses were kind but nobody called back about the visit results trial site".split()
+    posts = []
+    for i in range(150):
+        body = " ".join(rng.choice(words + names) for _ in range(rng.randrange(3, 400))) + "."
+        posts.append(Post(id=f"t:{i}", source="s", platform="reddit", community="r/ALS", url=None, author=None,
+                          created_at="2026-05-01T00:00:00Z", title=rng.choice(["", "Lakeshore update"]), text=body))
+    watch = load_watchlist(FIXTURES / "watchlist.toml")
+    tables = []
+    for workers in (1, 3):
+        cfg = Config(path=tmp_path / "t.toml", database=tmp_path / f"w{workers}.db", watch=watch)
+        db = storage.open_db(cfg.database)
+        storage.save_posts(db, posts)
+        assert pipeline.tag(cfg, db, log=QUIET, tagger=tiny_tagger, batch=16, workers=workers) == 150
+        tables.append((
+            [r[:-1] for r in db.execute("select * from post_tags order by post_id").fetchall()],  # all but tagged_at
+            db.execute("select * from mentions order by post_id, start").fetchall(),
+        ))
+        db.close()
+    assert tables[0] == tables[1]
+    assert len(tables[0][1]) > 300
+
+
+def test_tag_workers_default_to_one_on_a_cpu_and_spare_cores_on_a_gpu(monkeypatch):
+    from monitor.config import ModelConfig
+
+    assert pipeline.tag_workers(ModelConfig()) == 1
+    assert pipeline.tag_workers(ModelConfig(workers=4)) == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert pipeline.tag_workers(ModelConfig(device="cuda")) == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert pipeline.tag_workers(ModelConfig(device="cuda:1")) == 1
