@@ -102,9 +102,12 @@ class PoliteClient:
         if r.status_code != 200:
             raise SourceFailed(f"{url}: HTTP {r.status_code}")
         try:
-            return r.json()
+            data = r.json()
         except ValueError:
             raise SourceFailed(f"{url}: not JSON (is it {expect}?)")
+        if data is None:  # None means "gone" to callers: a 200 saying null must not delete anything
+            raise SourceFailed(f"{url}: answered null (is it {expect}?)")
+        return data
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
         host = urlsplit(url).netloc

@@ -74,6 +74,21 @@ def test_persistent_errors_fail_the_source():
         pc.get("https://f.example/x")
 
 
+def test_json_null_is_a_failure_not_a_deletion():
+    """get_json's None means gone (recheck deletes the post): a 200 whose body is null must
+    fail the source instead."""
+    def handler(request):
+        if request.url.path == "/robots.txt":
+            return httpx.Response(404)
+        return httpx.Response(200, content=b"null" if request.url.path == "/null" else b"[]",
+                              headers={"Content-Type": "application/json"})
+
+    pc, t = client(handler, min_interval=0)
+    with pytest.raises(SourceFailed, match="answered null"):
+        pc.get_json("https://f.example/null", gone=(404,))
+    assert pc.get_json("https://f.example/empty") == []
+
+
 def test_min_interval_per_host():
     pc, t = client(lambda r: httpx.Response(404 if r.url.path == "/robots.txt" else 200), min_interval=2.0)
     pc.get("https://a.example/1")
