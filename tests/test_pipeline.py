@@ -91,12 +91,46 @@ def test_watchlist_change_retags_and_removes_old_entities(dump_config, tiny_tagg
 
     cfg = load_config(dump_config)
     pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    with_calloway = db.execute("select count(distinct post_id) from mentions where entity_id = 'calloway'").fetchone()[0]
+    assert 0 < with_calloway < 5
     cfg.watch = [e for e in cfg.watch if e.id != "calloway"]
     t = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tiny_heads_path)
-    assert pipeline.run(cfg, log=QUIET, tagger=t).tagged == 5
-    db = storage.open_db(cfg.database)
+    lines = []
+    # Only the posts that named Calloway are re-tagged; the others find the same mentions.
+    assert pipeline.run(cfg, log=lines.append, tagger=t).tagged == with_calloway
+    assert f"{5 - with_calloway} posts keep their tags" in "\n".join(lines)
     assert db.execute("select count(*) from mentions where entity_id = 'calloway'").fetchone()[0] == 0
     assert not db["entities"].count_where("id = 'calloway'")
+    # ... and every tag is what tagging from scratch with the new watchlist gives.
+    fresh = storage.open_db(cfg.database.parent / "fresh.db")
+    storage.save_posts(fresh, [])
+    fresh.execute("attach database ? as old", [str(cfg.database)])
+    fresh.execute("insert into posts select * from old.posts")
+    fresh.conn.commit()
+    fresh.execute("detach database old")
+    pipeline.tag(cfg, fresh, log=QUIET, tagger=t)
+    for sql in ("select post_id, model, sentiment, negative, neutral, positive, themes, content_hash, watchlist_hash "
+                "from post_tags order by post_id",
+                "select * from mentions order by post_id, start"):
+        assert db.execute(sql).fetchall() == fresh.execute(sql).fetchall()
+
+
+def test_a_new_alias_retags_only_posts_where_it_is_found(dump_config, tiny_tagger, tiny_encoder_dir, tiny_heads_path):
+    import dataclasses
+
+    import models
+
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    cfg.watch = [dataclasses.replace(e, aliases=(*e.aliases, "nurses")) if e.id == "calloway" else e
+                 for e in cfg.watch]
+    t = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tiny_heads_path)
+    db = storage.open_db(cfg.database)
+    nurses = db.execute("select count(*) from posts where title || ' ' || text like '%nurses%'").fetchone()[0]
+    assert 0 < nurses < 5
+    assert pipeline.run(cfg, log=QUIET, tagger=t).tagged == nurses
+    assert db.execute("select count(*) from mentions where surface = 'nurses'").fetchone()[0] >= nurses
 
 
 def test_missing_salt_refuses_to_collect(dump_config, tiny_tagger, monkeypatch):
