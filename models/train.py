@@ -1,6 +1,6 @@
 """Train the model shipped in ``models/artifacts/minilm-heads.npz``.
 
-    python -m models.train [--method lora|frozen] [--seed 13] [--epochs 10] [--parts abc]
+    python -m models.train [--method lora|frozen] [--seed 13] [--epochs 10] [--parts abcdefg]
                            [--no-refit-head] [--out FILE]
     python -m models.train --refit HEADS --out FILE   # step 3 only, on a trained file
 
@@ -9,13 +9,12 @@ layers, jointly with the sentiment head and the seven theme heads, keeping the b
 validation; (2) chooses per-theme presence thresholds on validation; (3) refits the
 sentiment head by logistic regression on the adapted embeddings, its L2 weight chosen on
 validation. Only the adapters and heads are saved (no copy of the base weights). The
-defaults reproduce the shipped model; MODEL_CARD.md says why the second corpus round
-(``--parts abcdef``) is not shipped yet.
+defaults reproduce the shipped model (every corpus part, a-g; MODEL_CARD.md).
 ``frozen``: logistic-regression heads on the frozen encoder, the baseline.
 
 Training data: drugsCom train (600 reviews), and the forum corpus' train split (posts for
 sentiment and themes, the words around each labelled mention for sentiment). drugsCom test
-and the forum held-out split are never used, not even to pick an epoch: that is chosen on
+and the forum held-out splits (heldout, heldout_voice) are never used, not even to pick an epoch: that is chosen on
 15% of the training data, held back as validation. Seeded; deterministic on one machine
 for one set of library versions.
 """
@@ -55,7 +54,7 @@ def rated_items(seed: int) -> list[Item]:
     return [Item(rated[i].text, -100, NO_THEMES, rated[i].score / 4) for i in order]
 
 
-def training_items(parts: str = "abc") -> tuple[list[Item], dict]:
+def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
     """drugsCom train and the train split of the forum corpus parts named (by letter)."""
     drugs = load_drugscom("train")
     forum = [e for e in load_forum_corpus() if e.split == "train" and e.id.split("-")[0] in parts]
@@ -314,9 +313,9 @@ def main(argv=None) -> None:
                     help="rated snippets (Hutto & Gilbert 2014) per epoch as an auxiliary target (tried "
                          "with 3000: every figure fell; see MODEL_CARD.md); 0: none")
     ap.add_argument("--out", type=Path, default=DEFAULT_HEADS)
-    ap.add_argument("--parts", default="abc",
-                    help="forum corpus parts to train on, by letter (default abc: the shipped model; "
-                         "abcdef adds the second round, see MODEL_CARD.md)")
+    ap.add_argument("--parts", default="abcdefg",
+                    help="forum corpus parts to train on, by letter (default abcdefg: the shipped model; "
+                         "abc was the first round, see MODEL_CARD.md)")
     ap.add_argument("--no-refit-head", dest="refit_head", action="store_false",
                     help="keep the jointly trained sentiment head (skip step 3)")
     ap.add_argument("--refit", type=Path, metavar="HEADS",
