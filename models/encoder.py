@@ -61,6 +61,8 @@ def token_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: 
     batch_size texts). Short texts go in large batches and long ones in small, so the
     forward pass does little padding and keeps its matrices a good size; about 1.2x the
     speed of fixed batches of 16 on 2 CPU cores (bench/throughput.py)."""
+    if not texts:
+        return
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     budget, most = batch_size * TOKENS_PER_SLOT, batch_size * 4

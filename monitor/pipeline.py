@@ -247,7 +247,8 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
         tagged = _tag_in_workers(tagger, batches, workers)
     else:
         tagged = ((rows, tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])) for rows in batches)
-    with bar if bar is not None else contextlib.nullcontext():
+    # closing: an error while saving shuts the worker pool down at once
+    with bar if bar is not None else contextlib.nullcontext(), contextlib.closing(tagged):
         for rows, tags in tagged:
             storage.save_tags(db, tagger.model_id, wl, rows, tags)
             done += len(rows)
@@ -267,15 +268,22 @@ def restamp_unchanged(db, tagger, wl: str, page: int = 2000) -> int:
     from models.tagger import full_text
 
     model = tagger.model_id
+    # Only tags made under the watchlist that the entities table and the stored mentions
+    # still reflect can be compared: a sync since (an interrupted run, another model's
+    # run) may have dropped mentions or changed kinds that those tags were worked out with.
+    synced = storage.synced_watchlist(db)
+    if synced is None or synced == wl:
+        return 0
     kinds = {e.id: e.kind for e in tagger.matcher.entities.values()}
     old_kinds = {r[0]: r[1] for r in db.execute("select id, kind from entities")}
     sql = """select p.rowid as rid, p.id, p.title, p.text from posts p
              join post_tags t on t.post_id = p.id and t.model = :model
-             where t.content_hash = p.content_hash and t.watchlist_hash != :wl and p.rowid > :last
+             where t.content_hash = p.content_hash and t.watchlist_hash = :synced and p.rowid > :last
+               and not (p.title = '' and p.text = '')
              order by p.rowid limit :page"""
     last, kept = 0, 0
     while True:
-        rows = db.execute(sql, {"model": model, "wl": wl, "last": last, "page": page}).fetchall()
+        rows = db.execute(sql, {"model": model, "synced": synced, "last": last, "page": page}).fetchall()
         if not rows:
             return kept
         last = rows[-1][0]

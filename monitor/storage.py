@@ -141,6 +141,18 @@ def m005_publish_settings(db: sqlite_utils.Database) -> None:
     db["publish_settings"].insert({"id": 1, "min_cell": 5})
 
 
+@migrations()
+def m006_watchlist_state(db: sqlite_utils.Database) -> None:
+    """The watchlist that the entities table, and so the stored mentions, reflect."""
+    db["watchlist_state"].create({"id": int, "hash": str, "synced_at": str}, pk="id")
+
+
+def synced_watchlist(db: sqlite_utils.Database) -> str | None:
+    """The hash of the watchlist sync_entities last wrote (None before the first)."""
+    row = db.execute("select hash from watchlist_state where id = 1").fetchone()
+    return row[0] if row else None
+
+
 # The threshold as a one-row table joined once per query (not a subquery per cell).
 _THRESHOLD = "(select coalesce(max(min_cell), 5) as k from publish_settings) threshold"
 
@@ -338,7 +350,9 @@ def stored_refs(db: sqlite_utils.Database, source: str, batch: int = 100) -> Ite
 
 
 def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
-    """The entities table mirrors the watchlist; mentions of removed entities go too."""
+    """The entities table mirrors the watchlist; mentions of removed entities go too.
+    Records the watchlist's hash (synced_watchlist)."""
+    entities = list(entities)
     rows = [
         {
             "id": e.id, "kind": e.kind, "name": e.name,
@@ -356,6 +370,7 @@ def sync_entities(db: sqlite_utils.Database, entities: Iterable) -> None:
         for table in ("entity_weekly", "entity_daily", "entity_theme_weekly", "alerts"):
             db.execute(f"delete from {table} {where}", ids)
         db.execute(f"delete from entities where id not in ({marks})" if ids else "delete from entities", ids)
+        db["watchlist_state"].upsert({"id": 1, "hash": watchlist_hash(entities), "synced_at": now()}, pk="id")
 
 
 def sync_sources(db: sqlite_utils.Database, sources: Iterable) -> None:

@@ -116,6 +116,21 @@ def test_watchlist_change_retags_and_removes_old_entities(dump_config, tiny_tagg
         assert db.execute(sql).fetchall() == fresh.execute(sql).fetchall()
 
 
+def test_after_an_interrupted_watchlist_change_nothing_is_restamped_blindly(dump_config, tiny_tagger, tiny_encoder_dir,
+                                                                            tiny_heads_path):
+    """A run that synced the new watchlist (dropping Calloway's mentions) and died before
+    tagging: the next run cannot compare against mentions that are gone, so it re-tags."""
+    import models
+
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    cfg.watch = [e for e in cfg.watch if e.id != "calloway"]
+    storage.sync_entities(db, cfg.watch)  # what the interrupted run got done
+    t = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tiny_heads_path)
+    assert pipeline.run(cfg, log=QUIET, tagger=t).tagged == 5
+
+
 def test_a_new_alias_retags_only_posts_where_it_is_found(dump_config, tiny_tagger, tiny_encoder_dir, tiny_heads_path):
     import dataclasses
 

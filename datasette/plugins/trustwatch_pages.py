@@ -327,11 +327,15 @@ def extra_template_vars(template, datasette):
 # Failed researcher sign-ins (datasette-auth-passwords redisplays its form, status 200, on a
 # wrong password and redirects on a right one), per client address: after LOGIN_FAILURES
 # within LOGIN_WINDOW seconds, /-/login answers 429 with Retry-After until the oldest
-# failure ages out. Password hashes are slow to check, but not slow enough to leave an
-# unlimited guessing endpoint on the internet. Behind a reverse proxy every visitor shares
-# the proxy's address, so the limit is then shared too.
+# failure ages out. Each attempt counts as a failure before the password is checked, so
+# guesses sent at once are counted too; it is taken back unless the form came back, and a
+# right password does not wipe earlier failures (they age out), so an account cannot be
+# used to reset the count between guesses at another. Password hashes are slow to check,
+# but not slow enough to leave an unlimited guessing endpoint on the internet. Behind a
+# reverse proxy every visitor shares the proxy's address, so the limit is then shared too.
 LOGIN_FAILURES = 10
 LOGIN_WINDOW = 15 * 60
+LOGIN_ADDRESSES = 10_000  # addresses tracked; past this, expired ones are swept
 
 
 @hookimpl
@@ -341,12 +345,21 @@ def asgi_wrapper(datasette):
 
     failures: dict[str, deque] = {}
 
+    def sweep(now: float) -> None:
+        for client in [c for c, seen in failures.items() if not seen or seen[-1] <= now - LOGIN_WINDOW]:
+            del failures[client]
+        while len(failures) >= LOGIN_ADDRESSES:  # all recent: forget the oldest-active first
+            del failures[min(failures, key=lambda c: failures[c][-1])]
+
     def wrap(app):
         async def limited(scope, receive, send):
-            if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != "/-/login":
+            if scope.get("type") != "http" or scope.get("method") != "POST" or \
+                    not scope.get("path", "").endswith("/-/login"):  # also under base_url
                 return await app(scope, receive, send)
             client = (scope.get("client") or ("unknown", 0))[0]
             now = time.monotonic()
+            if client not in failures and len(failures) >= LOGIN_ADDRESSES:
+                sweep(now)
             seen = failures.setdefault(client, deque())
             while seen and seen[0] <= now - LOGIN_WINDOW:
                 seen.popleft()
@@ -358,6 +371,7 @@ def asgi_wrapper(datasette):
                                         (b"retry-after", str(wait).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
+            seen.append(now)  # counted before the check: parallel guesses all count
             status = {}
 
             async def watch(message):
@@ -365,13 +379,16 @@ def asgi_wrapper(datasette):
                     status["code"] = message["status"]
                 await send(message)
 
-            await app(scope, receive, watch)
-            if status.get("code") == 200:  # the form again: a wrong name or password
-                seen.append(now)
-            elif status.get("code") in (301, 302, 303):  # signed in
-                seen.clear()
-            if not seen:
-                failures.pop(client, None)
+            try:
+                await app(scope, receive, watch)
+            finally:
+                if status.get("code") != 200:  # not the form again (signed in, or no check made)
+                    try:
+                        seen.remove(now)
+                    except ValueError:
+                        pass
+                if not seen:
+                    failures.pop(client, None)
 
         return limited
 

@@ -27,3 +27,8 @@ def test_batched_vectors_match_one_text_at_a_time(tiny_encoder_dir):
     together = enc.encode(texts, batch_size=2)
     alone = np.vstack([enc.encode([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_nothing_to_encode_gives_an_empty_array(tiny_encoder_dir):
+    enc = Encoder(tiny_encoder_dir)
+    assert enc.encode([]).shape == (0, enc.dim)
