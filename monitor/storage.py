@@ -147,6 +147,22 @@ def m006_watchlist_state(db: sqlite_utils.Database) -> None:
     db["watchlist_state"].create({"id": int, "hash": str, "synced_at": str}, pk="id")
 
 
+@migrations()
+def m007_unescape_reddit(db: sqlite_utils.Database) -> None:
+    """Reddit escapes &, < and > in titles and bodies; collectors before this version stored
+    them escaped. Undo it once for stored Reddit posts (their tags follow the new content
+    hash); collectors undo it as they collect from now on."""
+    from collectors.text import reddit_text
+
+    rows = db.execute("select id, title, text from posts where platform in ('reddit', 'reddit-dump') "
+                      "and (title like '%&%' or text like '%&%')").fetchall()
+    for post_id, title, text in rows:
+        new_title, new_text = reddit_text(title or ""), reddit_text(text or "")
+        if (new_title, new_text) != (title or "", text or ""):
+            db.execute("update posts set title = ?, text = ?, content_hash = ? where id = ?",
+                       [new_title, new_text, content_hash(new_title, new_text), post_id])
+
+
 def synced_watchlist(db: sqlite_utils.Database) -> str | None:
     """The hash of the watchlist sync_entities last wrote (None before the first)."""
     row = db.execute("select hash from watchlist_state where id = 1").fetchone()

@@ -124,3 +124,26 @@ def test_glob_and_missing_paths(tmp_path):
 def test_items_missing_fields_are_bad_items(raw):
     with pytest.raises(BadItem):
         RedditDumpCollector("d", FIXTURES / "dump.ndjson").to_post(raw)
+
+
+def test_reddit_posts_stored_escaped_by_older_versions_are_unescaped_once(tmp_path):
+    """Migration m007: stored Reddit titles and texts lose Reddit's escaping, with a new
+    content hash (so they are re-tagged); other platforms' text is left alone."""
+    from monitor import storage
+
+    path = tmp_path / "old.db"
+    db = storage.open_db(path)
+    rows = [("reddit:t3_a", "reddit", "Q&amp;A", "&gt; quoted &amp;lt;"), ("feed:x", "feed", "R&amp;D", "a &amp; b")]
+    for post_id, platform, title, text in rows:
+        db["posts"].insert({"id": post_id, "source": "s", "platform": platform, "community": "c", "url": None,
+                            "author": None, "created_at": "2026-05-01T00:00:00Z", "title": title, "text": text,
+                            "content_hash": storage.content_hash(title, text)})
+    db.execute("delete from _sqlite_migrations where name = 'm007_unescape_reddit'")
+    db.conn.commit()
+    db.close()
+    db = storage.open_db(path)
+    reddit, feed = db["posts"].get("reddit:t3_a"), db["posts"].get("feed:x")
+    assert (reddit["title"], reddit["text"]) == ("Q&A", "> quoted &lt;")
+    assert reddit["content_hash"] == storage.content_hash("Q&A", "> quoted &lt;")
+    assert (feed["title"], feed["text"]) == ("R&amp;D", "a &amp; b")
+    assert [r["title"] for r in db.query("select title from posts_fts where posts_fts match 'quoted'")] == ["Q&A"]
