@@ -67,12 +67,17 @@ def test_home_page_lists_no_post_tables_to_anonymous(ds):
     assert 'href="/story/posts"' not in home.text and 'href="/story/public_entity_weekly"' in home.text
 
 
+async def _login_form(ds):
+    """The sign-in form's CSRF token and cookie, as a browser would have them."""
+    await ds.invoke_startup()
+    form = await ds.client.get("/-/login")
+    token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
+    return token, {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+
+
 def test_a_researcher_signs_in_with_a_password(ds):
     async def go():
-        await ds.invoke_startup()
-        form = await ds.client.get("/-/login")
-        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
-        cookies = {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+        token, cookies = await _login_form(ds)
         wrong = await ds.client.post("/-/login", data={"username": "alice", "password": "nope", "csrftoken": token},
                                      cookies=cookies)
         right = await ds.client.post("/-/login", data={"username": "alice", "password": PASSWORD,
@@ -97,10 +102,7 @@ def test_repeated_failed_sign_ins_are_refused_for_a_while(fresh_ds, monkeypatch)
     monkeypatch.setattr(_login_plugin(), "LOGIN_FAILURES", 3)
 
     async def go():
-        await ds.invoke_startup()
-        form = await ds.client.get("/-/login")
-        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
-        cookies = {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+        token, cookies = await _login_form(ds)
 
         async def attempt(password):
             return await ds.client.post("/-/login", data={"username": "alice", "password": password,
@@ -124,10 +126,7 @@ def test_guesses_sent_at_once_are_all_counted(fresh_ds, monkeypatch):
     monkeypatch.setattr(_login_plugin(), "LOGIN_FAILURES", 3)
 
     async def go():
-        await ds.invoke_startup()
-        form = await ds.client.get("/-/login")
-        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
-        cookies = {"ds_csrftoken": form.cookies.get("ds_csrftoken")}
+        token, cookies = await _login_form(ds)
         return await asyncio.gather(*[
             ds.client.post("/-/login", data={"username": "alice", "password": f"guess{i}", "csrftoken": token},
                            cookies=cookies)
