@@ -75,8 +75,7 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
 
     from models import load_tagger
     from models.tagger import full_text
-    from monitor import pipeline, storage
-    from monitor.config import Config, load_config
+    from monitor.config import load_config
     from monitor.cli import DEMO_DIR
 
     demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
@@ -96,15 +95,8 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
         t0 = time.perf_counter()
         tagger.encoder.encode(texts, batch_size=batch, max_length=256)
         cuts.append(len(posts) / (time.perf_counter() - t0))
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=demo_cfg.watch)
-            db = storage.open_db(cfg.database)
-            storage.save_posts(db, posts)
-            t0 = time.perf_counter()
-            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers)
-            tags.append(n / (time.perf_counter() - t0))
-            mentions = db.execute("select count(*) from mentions").fetchone()[0]
-            db.close()
+        rate, mentions = tag_once(posts, tagger, demo_cfg.watch, workers)
+        tags.append(rate)
     overhead = pipeline_overhead(posts, tagger, demo_cfg.watch, workers)
     ratios = sorted(t / r for t, r in zip(tags, raws))
     cut_ratio = statistics.median(t / c for t, c in zip(tags, cuts))
@@ -155,22 +147,26 @@ def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> float:
     """posts/s of `trustwatch tag` with the encoder's forward taken out (best of 3)."""
     import copy
 
+    null = copy.copy(tagger)
+    null.encoder = NullEncoder(tagger.encoder.dim)
+    return max(tag_once(posts, null, watch, workers)[0] for _ in range(3))
+
+
+def tag_once(posts, tagger, watch, workers: int = 1) -> tuple[float, int]:
+    """`trustwatch tag` of the posts into a new database: (posts/s, mentions stored)."""
     from monitor import pipeline, storage
     from monitor.config import Config
 
-    null = copy.copy(tagger)
-    null.encoder = NullEncoder(tagger.encoder.dim)
-    best = 0.0
-    for _ in range(3):
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=watch)
-            db = storage.open_db(cfg.database)
-            storage.save_posts(db, posts)
-            t0 = time.perf_counter()
-            n = pipeline.tag(cfg, db, log=lambda m: None, tagger=null, workers=workers)
-            best = max(best, n / (time.perf_counter() - t0))
-            db.close()
-    return best
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=watch)
+        db = storage.open_db(cfg.database)
+        storage.save_posts(db, posts)
+        t0 = time.perf_counter()
+        n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers)
+        rate = n / (time.perf_counter() - t0)
+        mentions = db.execute("select count(*) from mentions").fetchone()[0]
+        db.close()
+    return rate, mentions
 
 
 def main(argv=None) -> None:
