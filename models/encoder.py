@@ -6,6 +6,7 @@ torch and transformers are imported here, lazily, so the CLI starts fast.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -55,25 +56,102 @@ def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[tuple[list
 TOKENS_PER_SLOT = 128  # a batch holds up to batch_size x 128 positions, padding included
 
 
-def token_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> Iterator[tuple[list[int], dict]]:
-    """(indices, padded encoding) batches: every text tokenized once, sorted by its token
-    count, and grouped by a budget of batch_size x 128 padded positions (at most 4 x
-    batch_size texts). Short texts go in large batches and long ones in small, so the
-    forward pass does little padding and keeps its matrices a good size; about 1.2x the
-    speed of fixed batches of 16 on 2 CPU cores (bench/throughput.py)."""
-    if not texts:
-        return
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+@dataclass
+class Batches:
+    """Texts tokenized and padded for the forward pass, as plain numpy arrays (picklable,
+    so that tag's worker processes can make them): ``items`` of (indices into the texts,
+    padded token ids (int32), token counts), ``n`` texts in all."""
+
+    n: int
+    items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def pad_batches(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int = 0) -> Batches:
+    """Token id lists -> :class:`Batches`, sorted by token count and grouped by a budget of
+    batch_size x 128 padded positions (at most 4 x batch_size texts). Short texts go in
+    large batches and long ones in small, so the forward pass does little padding and keeps
+    its matrices a good size; about 1.2x the speed of fixed batches of 16 on 2 CPU cores
+    (bench/throughput.py)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     budget, most = batch_size * TOKENS_PER_SLOT, batch_size * 4
+    groups: list[list[int]] = []
     batch: list[int] = []
     for i in order:  # ascending: the newest text is the longest in its batch
         if batch and ((len(batch) + 1) * len(ids[i]) > budget or len(batch) >= most):
-            yield batch, tokenizer.pad({"input_ids": [ids[j] for j in batch]}, return_tensors="pt")
+            groups.append(batch)
             batch = []
         batch.append(i)
     if batch:
-        yield batch, tokenizer.pad({"input_ids": [ids[j] for j in batch]}, return_tensors="pt")
+        groups.append(batch)
+    items = []
+    for g in groups:
+        width = max(1, len(ids[g[-1]]))
+        tokens = np.full((len(g), width), pad_id, dtype=np.int32)
+        for row, i in enumerate(g):
+            tokens[row, : len(ids[i])] = ids[i]
+        items.append((np.asarray(g, dtype=np.int64), tokens, np.array([len(ids[i]) for i in g], dtype=np.int32)))
+    return Batches(len(ids), items)
+
+
+class Tokenize:
+    """Texts -> :class:`Batches`, with no torch and no model: picklable, so that on a GPU
+    the tokenizing runs in tag's worker processes beside the mention matching, and the
+    process that holds the model only moves arrays to the device. Uses the fast (Rust)
+    tokenizer behind a transformers tokenizer where there is one."""
+
+    def __init__(self, tokenizer, max_length: int, batch_size: int):
+        self.max_length, self.batch_size = max_length, batch_size
+        self.pad_id = tokenizer.pad_token_id or 0
+        backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+        if backend is not None:
+            import copy
+
+            backend = copy.deepcopy(backend)  # the settings below must not change the model's own
+            backend.no_padding()
+            backend.enable_truncation(max_length)
+            self.backend, self.slow = backend, None
+        else:
+            self.backend, self.slow = None, tokenizer
+
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        if self.backend is not None:
+            return [e.ids for e in self.backend.encode_batch(list(texts))]
+        return self.slow(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+
+    def __call__(self, texts: Sequence[str]) -> Batches:
+        return pad_batches(self.ids(texts), self.batch_size, self.pad_id)
+
+
+def token_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> Iterator[tuple[list[int], dict]]:
+    """(indices, {input_ids, attention_mask} tensors) of :func:`pad_batches`, for the hub
+    classifiers' forward passes."""
+    import torch
+
+    for idx, tokens, lengths in Tokenize(tokenizer, max_length, batch_size)(texts).items:
+        t = torch.from_numpy(tokens).long()
+        yield idx.tolist(), {"input_ids": t, "attention_mask": attention_mask(torch.from_numpy(lengths), t.shape[1])}
+
+
+def attention_mask(lengths, width: int):
+    """(b, width) 1/0 mask of the first ``lengths`` positions of each row, made where the
+    lengths are (on a GPU: built there, not copied)."""
+    import torch
+
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).long()
+
+
+class Pending:
+    """Embeddings being computed (on a GPU, still queued): ``result()`` waits for them.
+    On a GPU the next batches can be queued before this one is read, so the device never
+    waits for this process to store what it made."""
+
+    def __init__(self, out):
+        self._out = out
+
+    def result(self) -> np.ndarray:
+        return self._out.cpu().numpy() if not isinstance(self._out, np.ndarray) else self._out
 
 
 def mean_pool(hidden, attention_mask):
@@ -97,9 +175,13 @@ class Encoder:
         self.path = str(path)
         self.max_length = max_length
         self.device = torch_device(device)
+        import torch
+
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            self.model = AutoModel.from_pretrained(self.path)
+            # fp16 on a GPU, fp32 on a CPU, whatever the weights were saved in
+            dtype = torch.float16 if self.device.type == "cuda" and not lora else torch.float32
+            self.model = AutoModel.from_pretrained(self.path, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"cannot load encoder from {self.path}: {str(e).splitlines()[0]}")
         if lora:
@@ -134,12 +216,33 @@ class Encoder:
         enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
+    def tokenizer_for(self, batch_size: int = 16, max_length: int | None = None) -> Tokenize:
+        """The picklable tokenizing step of :meth:`encode`, for worker processes."""
+        return Tokenize(self.tokenizer, max_length or self.max_length, batch_size)
+
     def encode(self, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None) -> np.ndarray:
+        return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
+
+    def start(self, batches: Batches) -> Pending:
+        """Queue the forward pass over tokenized batches. On a GPU: each batch goes through
+        pinned memory with an asynchronous copy, and the embeddings stay on the device until
+        ``result()``, so this returns before the device has finished."""
         import torch
 
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if self.device.type != "cuda":
+            out = np.zeros((batches.n, self.dim), dtype=np.float32)
+            with torch.inference_mode():
+                for idx, tokens, lengths in batches.items:
+                    t = torch.from_numpy(tokens).long()
+                    m = attention_mask(torch.from_numpy(lengths), t.shape[1])
+                    out[idx] = mean_pool(self.model(input_ids=t, attention_mask=m).last_hidden_state, m).numpy()
+            return Pending(out)
+        dev = self.device
+        out = torch.zeros((batches.n, self.dim), dtype=torch.float32, device=dev)
         with torch.inference_mode():
-            for idx, enc in token_batches(self.tokenizer, texts, batch_size, max_length or self.max_length):
-                enc = enc.to(self.device)
-                out[idx] = mean_pool(self.model(**enc).last_hidden_state, enc["attention_mask"]).cpu().numpy()
-        return out
+            for idx, tokens, lengths in batches.items:
+                t = torch.from_numpy(tokens).pin_memory().to(dev, non_blocking=True).long()
+                m = attention_mask(torch.from_numpy(lengths).pin_memory().to(dev, non_blocking=True), t.shape[1])
+                i = torch.from_numpy(idx).pin_memory().to(dev, non_blocking=True)
+                out[i] = mean_pool(self.model(input_ids=t, attention_mask=m).last_hidden_state, m)
+        return Pending(out)

@@ -257,6 +257,20 @@ class Tagger:
             themes = self.heads.themes(X)
         return sent, themes
 
+    def tokenizer(self):
+        """The tokenizing step of :meth:`score` as a picklable callable (texts ->
+        encoder.Batches) for worker processes, or None where a hub model scores the texts
+        (it tokenizes its own way) or the encoder has no such step."""
+        if self.sentiment_model is not None or self.theme_model is not None:
+            return None
+        make = getattr(self.encoder, "tokenizer_for", None)
+        return make(self.batch_size) if make is not None else None
+
+    def start(self, batches):
+        """The encoder's part of :meth:`score` for tokenized texts, queued (on a GPU it
+        returns at once): ``.result()`` gives the embeddings, for ``self.heads``."""
+        return self.encoder.start(batches)
+
     def tag(self, items: Sequence[tuple[str, str | None, str | None]]) -> list[PostTag]:
         """Tag a batch of ``(id, title, text)``; one PostTag per item, same order."""
         texts, plans = self.planner.plan(items)
@@ -314,7 +328,7 @@ class HubSentiment(HubClassifier):
         out = np.zeros((len(texts), 3), dtype=np.float32)
         with torch.inference_mode():
             for idx, enc in token_batches(self.tokenizer, texts, batch_size, self.max_length):
-                enc = enc.to(self.device)
+                enc = {k: v.to(self.device) for k, v in enc.items()}
                 probs = self.model(**enc).logits.float().softmax(-1).cpu().numpy()
                 out[idx] = probs @ self.mapping
         return out

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import pickle
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,18 +245,67 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
                                 file=sys.stderr, show_pos=True)
     batches = storage.posts_to_tag(db, tagger.model_id, wl, batch=batch)
     if workers > 1:
-        tagged = _tag_in_workers(tagger, batches, workers)
+        tagged = _tag_in_workers(tagger, batches, workers, wl)
     else:
-        tagged = ((rows, tagger.tag([(r["id"], r["title"], r["text"]) for r in rows])) for rows in batches)
+        tagged = ((rows, storage.tag_rows(tagger.model_id, wl, rows, tagger.tag(
+            [(r["id"], r["title"], r["text"]) for r in rows]))) for rows in batches)
     # closing: an error while saving shuts the worker pool down at once
-    with bar if bar is not None else contextlib.nullcontext(), contextlib.closing(tagged):
-        for rows, tags in tagged:
-            storage.save_tags(db, tagger.model_id, wl, rows, tags)
+    with bar if bar is not None else contextlib.nullcontext(), contextlib.closing(tagged), \
+            _Writer(db, tagger.model_id, threaded=workers > 1) as writer:
+        for rows, tag_rows in tagged:
+            writer.write(tag_rows)
             done += len(rows)
             if bar is not None:
                 bar.update(len(rows))
     log(f"tag: {done} posts tagged with {tagger.model_id}")
     return done
+
+
+class _Writer:
+    """Stores batches of tag rows. ``threaded`` (the worker path, as on a GPU): from a
+    thread with its own connection, a few batches behind, so the process that feeds the
+    model never waits for SQLite or the disk. An error while writing is raised at the next
+    batch or at the end; the batches queued before it are still written."""
+
+    def __init__(self, db, model: str, threaded: bool = False):
+        import queue
+        import threading
+
+        self.db, self.model, self.error = db, model, None
+        self.conn = storage.writer_connection(db) if threaded else None
+        if self.conn is not None:
+            self.queue: queue.Queue = queue.Queue(maxsize=8)
+            self.thread = threading.Thread(target=self._run, name="trustwatch-tag-writer", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (rows := self.queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        storage.write_tags(self.conn, self.model, rows)
+                    except BaseException as e:  # raised in the main thread
+                        self.error = e
+        finally:
+            self.conn.close()
+
+    def write(self, rows: storage.TagRows) -> None:
+        if self.conn is None:
+            storage.write_tags(self.db, self.model, rows)
+            return
+        if self.error is not None:
+            raise self.error
+        self.queue.put(rows)
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.conn is not None:
+            self.queue.put(None)
+            self.thread.join()
+            if self.error is not None and exc[0] is None:
+                raise self.error
 
 
 def restamp_unchanged(db, tagger, wl: str, page: int = 2000) -> int:
@@ -319,34 +369,49 @@ def tag_workers(model: ModelConfig) -> int:
 
 
 _PLANNER = None  # set in each worker process
+_TOKENIZE = None
+_HEADS = None
 
 
-def _init_worker(planner) -> None:
-    global _PLANNER
-    _PLANNER = planner
+def _init_worker(planner, tokenize, heads) -> None:
+    global _PLANNER, _TOKENIZE, _HEADS
+    _PLANNER, _TOKENIZE, _HEADS = planner, tokenize, heads
+    if tokenize is not None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker; the pool is the parallelism
 
 
 def _plan(items):
-    return _PLANNER.plan(items)
+    """(texts to score, or those texts tokenized; plans) for one batch of posts. The plans
+    only pass through the main process on their way to _finish, so they travel as one
+    bytes object: unpickling thousands of small objects there would hold its GIL."""
+    texts, plans = _PLANNER.plan(items)
+    return (_TOKENIZE(texts) if _TOKENIZE is not None else texts), pickle.dumps(plans, pickle.HIGHEST_PROTOCOL)
 
 
-def _finish(plans, sent, themes):
-    return _PLANNER.finish(plans, sent, themes)
+def _finish(plans: bytes, scores, model: str, wl: str, rows: list[dict]):
+    """The rows to store for one batch, from its plans and either the model's scores
+    (sentiment, themes) or the encoder's embeddings (the heads run here)."""
+    sent, themes = scores if isinstance(scores, tuple) else (_HEADS.sentiment(scores), _HEADS.themes(scores))
+    return storage.tag_rows(model, wl, rows, _PLANNER.finish(pickle.loads(plans), sent, themes))
 
 
-def _tag_in_workers(tagger, batches, workers: int) -> Iterator[tuple[list[dict], list]]:
-    """(rows, tags) in order, as Tagger.tag would give them, with the work around the
-    model (chunks, mentions, contexts; then the verdicts) in worker processes, a few
-    batches ahead and behind, while this process runs the model."""
+def _tag_in_workers(tagger, batches, workers: int, wl: str) -> Iterator[tuple[list[dict], storage.TagRows]]:
+    """(rows, tag rows to store) in order, as tagging in this process would give them,
+    with everything but the model's forward pass in worker processes: chunks, mentions
+    and contexts, and tokenizing, a few batches ahead; verdicts and the rows to store
+    behind. On a GPU the forward pass of one batch is queued before the previous one's
+    embeddings are read back, so the device never waits for this process."""
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    tokenize = tagger.tokenizer()  # None: a hub model scores texts its own way, here
     depth = 2 * workers
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(tagger.planner,))
-    planned: deque = deque()  # (rows, future of (texts, plans))
-    finishing: deque = deque()  # (rows, future of tags)
+                               initializer=_init_worker, initargs=(tagger.planner, tokenize, tagger.heads))
+    planned: deque = deque()  # (rows, future of (texts or batches, plans))
+    scoring = None  # (rows, plans, pending forward pass or scores)
+    finishing: deque = deque()  # (rows, future of tag rows)
     rest = iter(batches)
     more = True
     try:
@@ -357,14 +422,21 @@ def _tag_in_workers(tagger, batches, workers: int) -> Iterator[tuple[list[dict],
                     more = False
                 else:
                     planned.append((rows, pool.submit(_plan, [(r["id"], r["title"], r["text"]) for r in rows])))
+            current = None
             if planned:
                 rows, future = planned.popleft()
-                texts, plans = future.result()
-                finishing.append((rows, pool.submit(_finish, plans, *tagger.score(texts))))
-            while finishing and (finishing[0][1].done() or not planned or len(finishing) > depth):
+                prepared, plans = future.result()
+                current = (rows, plans, tagger.start(prepared) if tokenize is not None else tagger.score(prepared))
+            if scoring is not None:
+                rows, plans, pending = scoring
+                scores = pending.result() if tokenize is not None else pending  # embeddings, or (sent, themes)
+                slim = [{"id": r["id"], "content_hash": r["content_hash"]} for r in rows]
+                finishing.append((rows, pool.submit(_finish, plans, scores, tagger.model_id, wl, slim)))
+            scoring = current
+            while finishing and (finishing[0][1].done() or not (planned or scoring) or len(finishing) > depth):
                 rows, future = finishing.popleft()
                 yield rows, future.result()
-            if not (more or planned or finishing):
+            if not (more or planned or scoring or finishing):
                 return
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -245,12 +246,28 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
         db = sqlite_utils.Database(conn)
         db.execute("pragma busy_timeout = 30000")
         db.enable_wal()
+        # In WAL mode, NORMAL syncs at checkpoints, not at every commit: a power cut can
+        # lose the last commits (each step repeats what they did), never corrupt the file.
+        db.execute("pragma synchronous = normal")
         migrations.apply(db)
         for name, sql in {**VIEWS, **PUBLIC_VIEWS}.items():
             db.create_view(name, sql.strip(), replace=True)
     except sqlite3.DatabaseError as e:
         raise InputError(f"{path}: not a usable SQLite database ({e})")
     return db
+
+
+def writer_connection(db: sqlite_utils.Database) -> sqlite_utils.Database | None:
+    """A second connection to the file behind ``db``, for a thread that only writes
+    (WAL lets it commit while ``db`` reads); None for an in-memory database."""
+    import sqlite3
+
+    path = next((row[2] for row in db.execute("pragma database_list") if row[1] == "main"), "")
+    if not path:
+        return None
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    conn.execute("pragma synchronous = normal")
+    return sqlite_utils.Database(conn)
 
 
 def set_min_cell(db: sqlite_utils.Database, min_cell: int) -> None:
@@ -475,10 +492,15 @@ _SAVE_MENTION = (
 
 
 def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
-    """Store one batch of tags, replacing this model's earlier tags for these posts.
-    Plain executemany with fixed column lists: on a GPU the tagger outruns sqlite-utils'
-    per-row dict handling."""
-    stamp = now()
+    """Store one batch of tags, replacing this model's earlier tags for these posts."""
+    write_tags(db, model, tag_rows(model, wl_hash, rows, tags))
+
+
+def tag_rows(model: str, wl_hash: str, rows: list[dict], tags: list, stamp: str | None = None) -> TagRows:
+    """The rows :func:`write_tags` stores for one batch of posts (``rows`` with id and
+    content_hash) and their PostTags: plain tuples, made wherever the tags were (on a GPU,
+    in tag's worker processes), so the process that writes only writes."""
+    stamp = stamp or now()
     tag_rows, mention_rows = [], []
     for row, tag in zip(rows, tags):
         sc = tag.scores
@@ -488,15 +510,27 @@ def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[di
             ms = m.scores
             mention_rows.append((row["id"], m.entity, model, m.start, m.end, m.surface, m.sentiment,
                                  ms["negative"], ms["neutral"], ms["positive"], json.dumps(m.themes, sort_keys=True)))
-    ids = [r["id"] for r in rows]
+    return TagRows([r["id"] for r in rows], tag_rows, mention_rows)
+
+
+@dataclass
+class TagRows:
+    post_ids: list[str]
+    tags: list[tuple]
+    mentions: list[tuple]
+
+
+def write_tags(db: sqlite_utils.Database, model: str, rows: TagRows) -> None:
+    """One batch of :func:`tag_rows` in one transaction, with plain executemany and fixed
+    column lists: on a GPU the tagger outruns sqlite-utils' per-row dict handling."""
     with db.atomic():
         db.execute(
-            f"delete from mentions where model = ? and post_id in ({','.join('?' * len(ids))})",
-            [model, *ids],
+            f"delete from mentions where model = ? and post_id in ({','.join('?' * len(rows.post_ids))})",
+            [model, *rows.post_ids],
         )
-        db.conn.executemany(_SAVE_TAG, tag_rows)
-        if mention_rows:
-            db.conn.executemany(_SAVE_MENTION, mention_rows)
+        db.conn.executemany(_SAVE_TAG, rows.tags)
+        if rows.mentions:
+            db.conn.executemany(_SAVE_MENTION, rows.mentions)
 
 
 def load_state(db: sqlite_utils.Database, source: str) -> dict:
