@@ -97,9 +97,10 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 
 _WORD = re.compile(r"[^\W_]+")
-# Whole words of four or more letters or digits (as _WORD finds them): those starting with a
-# capital are the only words tried as misspellings.
-_LONG_WORD = re.compile(r"(?<![^\W_])[^\W_]{4,}")
+# Whole words of four or more letters or digits (as _WORD finds them) that may start with a
+# capital (the regex skips those starting with a digit or an ASCII small letter, most words,
+# without a Python step each): only capitalised words are tried as misspellings.
+_LONG_WORD = re.compile(r"(?<![^\W_])[^\W\d_a-z][^\W_]{3,}")
 _SEP_RE = re.compile(_SEP + r"$")
 _POSSESSIVE = re.compile(r"['\u2019]s\b")
 
@@ -123,21 +124,25 @@ class MentionMatcher:
 
     def __init__(self, entities: list[Entity], fuzzy: bool = True, common_words: frozenset[str] | None = None):
         self.entities = {e.id: e for e in entities}
-        # (pattern, entity, needle, case-insensitive): the pattern runs only where its needle occurs
-        self._patterns: list[tuple[re.Pattern[str], str, str, bool]] = []
+        # (pattern, entity, needles, case-insensitive): the pattern runs only over a text
+        # holding every word of the alias (a quick substring test each): a common first word
+        # alone ("Hope", "CT") would run a case-insensitive regex over most posts
+        self._patterns: list[tuple[re.Pattern[str], str, frozenset[tuple[str, bool]]]] = []
         self._fuzzy: list[tuple[list[str], str]] = []  # alias tokens (lower case), entity
         for e in entities:
             for s in e.surfaces:
                 p = alias_pattern(s)
                 if p is not None:
-                    first = _TOKEN.findall(s)[0]
+                    words = _TOKEN.findall(s)
                     # casefold, not lower: lower() depends on context (a final sigma), so the
                     # needle of "ΑΣ.Β" would not be in the lowered text that holds the name
                     folded = bool(p.flags & re.IGNORECASE)
-                    self._patterns.append((p, e.id, first.casefold() if folded else first, folded))
+                    self._patterns.append((p, e.id, frozenset((w.casefold() if folded else w, folded) for w in words)))
                 tokens = _TOKEN.findall(s)
                 if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
                     self._fuzzy.append(([t.lower() for t in tokens], e.id))
+        # every (word, case-insensitive) any pattern needs: each tested once per text
+        self._needles = frozenset().union(*(n for _, _, n in self._patterns))
         self._common = common_words if common_words is not None else (_common_words() if self._fuzzy else frozenset())
         # first letter -> (alias number, word position, alias word) for misspelling lookups
         self._index: dict[str, list[tuple[int, int, str]]] = {}
@@ -200,8 +205,9 @@ class MentionMatcher:
     def find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
         low = text.casefold()
-        for pattern, entity, needle, folded in self._patterns:
-            if needle not in (low if folded else text):
+        present = {key for key in self._needles if key[0] in (low if key[1] else text)}
+        for pattern, entity, needles in self._patterns:
+            if not needles <= present:
                 continue
             for m in pattern.finditer(text):
                 candidates.append(Match(m.start(), m.end(), entity, m.group(0)))
