@@ -6,7 +6,9 @@ torch and transformers are imported here, lazily, so the CLI starts fast.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -93,16 +95,32 @@ def pad_batches(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int = 0) 
     return Batches(len(ids), items)
 
 
+# The characters a BERT normalizer turns into a space (its clean_text, after dropping
+# control characters): a BERT pre-tokenizer always splits there, so a text's tokens are
+# its space-separated pieces' tokens, one after another.
+_BERT_SPACES = re.compile("[\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# str.split() splits at these too, where a BERT normalizer drops them (control characters):
+# texts holding one are split with the regex above
+_NOT_BERT_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+_CACHE_LIMIT = 500_000  # pieces remembered per process (a few tens of MB)
+
+
 class Tokenize:
     """Texts -> :class:`Batches`, with no torch and no model: picklable, so that on a GPU
     the tokenizing runs in tag's worker processes beside the mention matching, and the
     process that holds the model only moves arrays to the device. Uses the fast (Rust)
-    tokenizer behind a transformers tokenizer where there is one."""
+    tokenizer behind a transformers tokenizer where there is one.
+
+    For BERT-style WordPiece tokenizers (MiniLM's), each space-separated piece of text is
+    tokenized once and remembered: forum text repeats its words, so most pieces are a
+    dictionary lookup, about 10x faster than tokenizing every text, with the same ids
+    (tests/models/test_encoder.py compares them on awkward text)."""
 
     def __init__(self, tokenizer, max_length: int, batch_size: int):
         self.max_length, self.batch_size = max_length, batch_size
         self.pad_id = tokenizer.pad_token_id or 0
         backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+        self.cache: dict[str, list[int]] | None = None
         if backend is not None:
             import copy
 
@@ -110,15 +128,69 @@ class Tokenize:
             backend.no_padding()
             backend.enable_truncation(max_length)
             self.backend, self.slow = backend, None
+            self._pieces_setup()
         else:
             self.backend, self.slow = None, tokenizer
+
+    def _pieces_setup(self) -> None:
+        """Turn on the piece cache where the tokenizer is BERT-style: normalizer and
+        pre-tokenizer that split on spaces, no added token holding a space, and a
+        template that puts fixed tokens around the text."""
+        import copy
+        import json
+
+        spec = json.loads(self.backend.to_str())
+        if not (
+            (spec.get("normalizer") or {}).get("type") == "BertNormalizer"
+            and (spec.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer"
+            and (spec.get("model") or {}).get("type") == "WordPiece"
+            and not any(_BERT_SPACES.search(t.get("content", "")) for t in spec.get("added_tokens", []))
+        ):
+            return
+        pieces = copy.deepcopy(self.backend)
+        pieces.no_truncation()
+        full = self.backend.encode("hello world").ids
+        plain = pieces.encode("hello world", add_special_tokens=False).ids
+        k = next((i for i in range(len(full) - len(plain) + 1) if full[i : i + len(plain)] == plain), None)
+        if k is None or not plain:
+            return
+        self.prefix, self.suffix = full[:k], full[k + len(plain):]
+        self.budget = self.max_length - len(self.prefix) - len(self.suffix)
+        if self.budget < 1:
+            return
+        self.pieces, self.cache = pieces, {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state.get("cache") is not None:
+            state["cache"] = {}  # each process learns its own
+        return state
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
+        if self.cache is not None:
+            return self._cached_ids(texts)
         if self.backend is not None:
             return [e.ids for e in self.backend.encode_batch(list(texts))]
         return self.slow(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+
+    def _cached_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        cache, budget = self.cache, self.budget
+        split = [t.split() if not any(c in t for c in _NOT_BERT_SPACES) else [p for p in _BERT_SPACES.split(t) if p]
+                 for t in texts]
+        new = list({p: None for ps in split for p in ps if p not in cache})
+        if new:
+            if len(cache) + len(new) > _CACHE_LIMIT:
+                cache.clear()
+            for p, enc in zip(new, self.pieces.encode_batch(new, add_special_tokens=False)):
+                cache[p] = enc.ids
+        get, out = cache.__getitem__, []
+        for ps in split:
+            ids = list(chain.from_iterable(map(get, ps)))
+            del ids[budget:]
+            out.append(self.prefix + ids + self.suffix)
+        return out
 
     def __call__(self, texts: Sequence[str]) -> Batches:
         return pad_batches(self.ids(texts), self.batch_size, self.pad_id)

@@ -359,13 +359,57 @@ def restamp_unchanged(db, tagger, wl: str, page: int = 2000) -> int:
 
 def tag_workers(model: ModelConfig) -> int:
     """[model] workers, or where it is 0 (auto): one process on a CPU, where the model's
-    forward pass needs every core; on a GPU, a worker per spare core (up to 8), since one
-    Python process cannot prepare posts as fast as the GPU encodes them."""
+    forward pass needs every core; on a GPU, a worker per spare usable core (up to 8),
+    since one Python process cannot prepare posts as fast as the GPU encodes them. (On
+    the H200 machine measured, 8 workers tagged faster than 12 or 15: bench/RESULTS.md.)"""
     if model.workers:
         return model.workers
     if model.device.startswith("cuda"):
-        return max(1, min(8, (os.cpu_count() or 2) - 1))
+        return max(1, min(8, usable_cpus() - 1))
     return 1
+
+
+def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota
+    (containers and VMs often show every core of the host but allow a few)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    return max(1, min(n, int(quota))) if quota else n
+
+
+def cgroup_cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup"),
+                     proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """CPUs' worth of time the cgroup of this process may use (cgroup v2 cpu.max or v1
+    cfs quota), or None where there is no limit or it cannot be read."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    v2 = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), "/")
+    v1 = next((line.split(":", 2)[2] for line in lines
+               if len(line.split(":", 2)) == 3 and "cpu" in line.split(":", 2)[1].split(",")), "/")
+    candidates = [
+        (cgroup_root / v2.lstrip("/") / "cpu.max", None),
+        (cgroup_root / "cpu.max", None),
+        (cgroup_root / "cpu" / v1.lstrip("/") / "cpu.cfs_quota_us", "cpu.cfs_period_us"),
+        (cgroup_root / "cpu" / "cpu.cfs_quota_us", "cpu.cfs_period_us"),
+    ]
+    for path, period_name in candidates:
+        try:
+            text = path.read_text().split()
+            if period_name is None:
+                quota, period = text[0], text[1]
+            else:
+                quota, period = text[0], (path.parent / period_name).read_text().split()[0]
+            if quota in ("max", "-1"):
+                return None
+            return int(quota) / int(period)
+        except (OSError, IndexError, ValueError, ZeroDivisionError):
+            continue
+    return None
 
 
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",

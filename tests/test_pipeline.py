@@ -267,7 +267,57 @@ def test_tag_workers_default_to_one_on_a_cpu_and_spare_cores_on_a_gpu(monkeypatc
 
     assert pipeline.tag_workers(ModelConfig()) == 1
     assert pipeline.tag_workers(ModelConfig(workers=4)) == 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 16)
     assert pipeline.tag_workers(ModelConfig(device="cuda")) == 8
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pipeline, "usable_cpus", lambda: 2)
     assert pipeline.tag_workers(ModelConfig(device="cuda:1")) == 1
+
+
+def test_usable_cpus_respect_a_cgroup_quota(tmp_path, monkeypatch):
+    """A container or VM that shows 16 cores but allows 4 CPUs' worth of time gets 4."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    proc = tmp_path / "cgroup"
+    root = tmp_path / "fs"
+    (root / "jobs" / "tw").mkdir(parents=True)
+    proc.write_text("0::/jobs/tw\n")
+    (root / "jobs" / "tw" / "cpu.max").write_text("400000 100000\n")
+    assert pipeline.cgroup_cpu_quota(root, proc) == 4.0
+    assert pipeline.usable_cpus(root, proc) == 4
+    (root / "jobs" / "tw" / "cpu.max").write_text("max 100000\n")
+    assert pipeline.usable_cpus(root, proc) == 16
+    # cgroup v1
+    proc.write_text("4:cpu,cpuacct:/svc\n")
+    (root / "cpu" / "svc").mkdir(parents=True)
+    (root / "cpu" / "svc" / "cpu.cfs_quota_us").write_text("250000\n")
+    (root / "cpu" / "svc" / "cpu.cfs_period_us").write_text("100000\n")
+    assert pipeline.cgroup_cpu_quota(root, proc) == 2.5
+    assert pipeline.usable_cpus(root, proc) == 2
+    # nothing readable: the affinity mask alone
+    assert pipeline.usable_cpus(tmp_path / "none", tmp_path / "none") == 16
+
+
+def test_a_failed_write_in_the_writer_thread_stops_tagging_with_that_error(tmp_path, tiny_tagger, monkeypatch):
+    """With workers, tags are written from a thread: a write that fails must stop `tag`
+    with its error (not be lost in the thread), and the batches written before it stay."""
+    from collectors import Post
+    from monitor.config import Config, load_watchlist
+
+    posts = [Post(id=f"w:{i}", source="s", platform="reddit", community="r/ALS", url=None, author=None,
+                  created_at="2026-05-01T00:00:00Z", title="", text=f"Lakeshore visit number {i} went fine.")
+             for i in range(40)]
+    cfg = Config(path=tmp_path / "t.toml", database=tmp_path / "w.db", watch=load_watchlist(FIXTURES / "watchlist.toml"))
+    db = storage.open_db(cfg.database)
+    storage.save_posts(db, posts)
+    real, calls = storage.write_tags, []
+
+    def flaky(conn, model, rows):
+        calls.append(len(rows.post_ids))
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(conn, model, rows)
+
+    monkeypatch.setattr(storage, "write_tags", flaky)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        pipeline.tag(cfg, db, log=QUIET, tagger=tiny_tagger, batch=10, workers=2)
+    assert db.execute("select count(*) from post_tags").fetchone()[0] == 10  # the first batch
+    assert calls[:2] == [10, 10]

@@ -32,3 +32,68 @@ def test_batched_vectors_match_one_text_at_a_time(tiny_encoder_dir):
 def test_nothing_to_encode_gives_an_empty_array(tiny_encoder_dir):
     enc = Encoder(tiny_encoder_dir)
     assert enc.encode([]).shape == (0, enc.dim)
+
+
+# Text that stresses a BERT tokenizer: control characters it drops, spaces it keeps or
+# not, accents, CJK, special-token lookalikes, very long words, emoji.
+AWKWARD = [
+    "", "   ", "\t\n\r", "plain words here", "Lakeshore's site, e.g. the MG-clinic (NCT01234567)!",
+    "line\x0bbreak\x0cfeed\x1cfile\x1dgroup\x1erecord\x1funit\x85next", "nul\x00in\ufffdside",
+    "no\xa0break\u2003em\u3000ideographic\u2028line\u2029para\u202fnarrow\u205fmath\u1680ogham",
+    "café naïve Zoë e\u0301 İstanbul straße ﬁne", "中文字符和English混合", "[CLS] [MASK] [SEP]x[PAD]",
+    "x" * 150 + " tail", "emoji 😀🙃 and zero\u200bwidth joiner\u200d", "don't won't it's ASAP... ?!",
+    "word " * 400,  # truncated
+]
+
+
+def _random_texts(n: int, seed: int = 7) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    alphabet = list("abcdeEFG xyz.,;'-!?0123456789") + [
+        "\x0b", "\x0c", "\x1c", "\x85", "\x00", "\ufffd", "\xa0", "\u2003", "\u3000", "\u2028", "\t", "\n",
+        "é", "e\u0301", "İ", "ß", "中", "😀", "\u200b", "[CLS]", " the ", " Lakeshore ",
+    ]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120))) for _ in range(n)]
+
+
+def test_the_piece_cache_gives_the_tokenizers_own_ids(tiny_encoder_dir):
+    """MiniLM's tokenizer is BERT-style, so Tokenize remembers space-separated pieces;
+    the ids (truncation included) must be exactly what the tokenizer gives whole texts,
+    on a first pass (pieces new) and a second (pieces remembered)."""
+    import pickle
+
+    from transformers import AutoTokenizer
+
+    from models.encoder import Tokenize
+
+    hf = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
+    texts = AWKWARD + _random_texts(400)
+    for max_length in (256, 12):
+        tok = Tokenize(hf, max_length, 4)
+        assert tok.cache is not None
+        want = hf(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert tok.ids(texts) == want
+        assert tok.ids(texts) == want
+        again = pickle.loads(pickle.dumps(tok))  # as sent to tag's workers
+        assert again.cache == {} and again.ids(texts) == want
+
+
+def test_other_tokenizers_are_used_whole(tmp_path):
+    """A tokenizer that does not split at spaces the BERT way gets every text whole."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from models.encoder import Tokenize
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hello": 4, "world": 5, "!": 6}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]")
+    tok = Tokenize(fast, 5, 4)
+    assert tok.cache is None
+    texts = ["hello world!", "hello  there world", ""]
+    assert tok.ids(texts) == fast(texts, truncation=True, max_length=5)["input_ids"]
+    batches = tok(texts)
+    assert batches.n == 3 and sorted(i for idx, _, _ in batches.items for i in idx) == [0, 1, 2]
