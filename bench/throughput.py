@@ -125,8 +125,9 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
           f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; against the 256-token cut {cut_ratio:.2f})")
     print(f"tag without the encoder: {overhead:7.1f} posts/s ({workers} worker(s): chunking, mentions, heads, SQLite; "
           f"{1000 / overhead:.2f} ms per post)")
-    print(f"  model process CPU: {main_cpu:7.1f} us per post (with enough workers, the ceiling on any accelerator: "
-          f"{1e6 / main_cpu:,.0f} posts/s)")
+    if workers > 1:
+        print(f"  model process CPU: {main_cpu:7.1f} us per post (with enough workers, the ceiling on any accelerator: "
+              f"{1e6 / main_cpu:,.0f} posts/s)")
     return {"tag_posts_per_s": round(tag, 1), "tag_without_encoder_posts_per_s": round(overhead, 1),
             "model_process_cpu_us_per_post": round(main_cpu, 1), "raw_posts_per_s": round(raw, 1),
             "tag_vs_encoder": round(statistics.median(ratios), 3),
