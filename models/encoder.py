@@ -102,7 +102,7 @@ _BERT_SPACES = re.compile("[\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u20
 # str.split() splits at these too, where a BERT normalizer drops them (control characters):
 # texts holding one are split with the regex above
 _NOT_BERT_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
-_CACHE_LIMIT = 500_000  # pieces remembered per process (a few tens of MB)
+_CACHE_LIMIT = 200_000  # pieces remembered per process (about 30 MB at most)
 
 
 class Tokenize:
@@ -246,6 +246,7 @@ class Encoder:
         quiet_transformers()
         self.path = str(path)
         self.max_length = max_length
+        self._tokenize: dict[tuple[int, int], Tokenize] = {}
         self.device = torch_device(device)
         import torch
 
@@ -289,8 +290,12 @@ class Encoder:
         return [len(ids) for ids in enc["input_ids"]]
 
     def tokenizer_for(self, batch_size: int = 16, max_length: int | None = None) -> Tokenize:
-        """The picklable tokenizing step of :meth:`encode`, for worker processes."""
-        return Tokenize(self.tokenizer, max_length or self.max_length, batch_size)
+        """The picklable tokenizing step of :meth:`encode`, for worker processes; one per
+        batch size and length, kept with its piece cache."""
+        key = (batch_size, max_length or self.max_length)
+        if key not in self._tokenize:
+            self._tokenize[key] = Tokenize(self.tokenizer, key[1], batch_size)
+        return self._tokenize[key]
 
     def encode(self, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None) -> np.ndarray:
         return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
