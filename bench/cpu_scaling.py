@@ -30,8 +30,9 @@ def _init(planner, tokenize, items) -> None:
     _WORK = (planner, tokenize, items)
 
 
-def _slice(_=None) -> int:
+def _slice(barrier) -> int:
     planner, tokenize, items = _WORK
+    barrier.wait()  # every process starts its slice together
     texts, _plans = planner.plan(items)
     tokenize(texts)
     return len(items)
@@ -66,24 +67,28 @@ def measure(counts: list[int], posts: int = 2000) -> list[dict]:
           f"{'none' if quota is None else f'{quota:g}'}, usable {usable_cpus()}; {posts} posts per process")
     os.environ.update(_ONE_THREAD)  # as tag's workers run
     rows, one = [], None
+    ctx = multiprocessing.get_context("spawn")
+    manager = ctx.Manager()
     for n in counts:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init, initargs=(planner, tokenize, items)) as pool:
-            list(pool.map(_hold, range(n)))  # one each: every process started and loaded
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init, initargs=(planner, tokenize, items)) as pool:
+            ready = manager.Barrier(n, timeout=300)
+            assert len(set(pool.map(_hold, [ready] * n))) == n
+            go = manager.Barrier(n, timeout=300)
             t0 = time.perf_counter()
-            done = sum(pool.map(_slice, range(n)))
+            done = sum(pool.map(_slice, [go] * n))
             rate = done / (time.perf_counter() - t0)
         one = one or rate / n
         rows.append({"processes": n, "posts_per_s": round(rate, 1), "speedup": round(rate / one, 2),
                      "efficiency": round(rate / one / n, 2)})
         print(f"{n:3d} processes: {rate:8.1f} posts/s  speedup {rate / one:5.2f}  efficiency {rate / one / n:4.2f}",
               flush=True)
+    manager.shutdown()
     return rows
 
 
-def _hold(_=None) -> int:
-    time.sleep(0.5)
-    return 0
+def _hold(barrier) -> int:
+    barrier.wait()  # n tasks waiting at once: n distinct processes, each started and loaded
+    return os.getpid()
 
 
 def main(argv=None) -> None:

@@ -102,7 +102,8 @@ _BERT_SPACES = re.compile("[\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u20
 # str.split() splits at these too, where a BERT normalizer drops them (control characters):
 # texts holding one are split with the regex above
 _NOT_BERT_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
-_CACHE_LIMIT = 200_000  # pieces remembered per process (about 30 MB at most)
+_CACHE_LIMIT = 200_000  # pieces remembered per process
+_LONGEST_CACHED = 40  # characters: with the limit, about 30 MB at most
 
 
 class Tokenize:
@@ -126,9 +127,11 @@ class Tokenize:
 
             backend = copy.deepcopy(backend)  # the settings below must not change the model's own
             backend.no_padding()
-            backend.enable_truncation(max_length)
+            side = getattr(tokenizer, "truncation_side", "right")
+            backend.enable_truncation(max_length, direction=side)
             self.backend, self.slow = backend, None
-            self._pieces_setup()
+            if side == "right":
+                self._pieces_setup()
         else:
             self.backend, self.slow = None, tokenizer
 
@@ -180,12 +183,14 @@ class Tokenize:
         split = [t.split() if not any(c in t for c in _NOT_BERT_SPACES) else [p for p in _BERT_SPACES.split(t) if p]
                  for t in texts]
         new = list({p: None for ps in split for p in ps if p not in cache})
+        once: dict[str, list[int]] = {}  # long pieces (links, codes) are not remembered
         if new:
             if len(cache) + len(new) > _CACHE_LIMIT:
-                cache.clear()
+                cache.clear()  # and so every piece of these texts is new again
+                new = list({p: None for ps in split for p in ps})
             for p, enc in zip(new, self.pieces.encode_batch(new, add_special_tokens=False)):
-                cache[p] = enc.ids
-        get, out = cache.__getitem__, []
+                (cache if len(p) <= _LONGEST_CACHED else once)[p] = enc.ids
+        get, out = (cache.__getitem__ if not once else lambda p: once[p] if p in once else cache[p]), []
         for ps in split:
             ids = list(chain.from_iterable(map(get, ps)))
             del ids[budget:]
@@ -219,11 +224,13 @@ class Pending:
     On a GPU the next batches can be queued before this one is read, so the device never
     waits for this process to store what it made."""
 
-    def __init__(self, out):
-        self._out = out
+    def __init__(self, out, ready=None):
+        self._out, self._ready = out, ready  # ndarray, or pinned host tensor + CUDA event
 
     def result(self) -> np.ndarray:
-        return self._out.cpu().numpy() if not isinstance(self._out, np.ndarray) else self._out
+        if self._ready is not None:
+            self._ready.synchronize()  # this batch's copy only, not what was queued after it
+        return self._out if isinstance(self._out, np.ndarray) else self._out.numpy()
 
 
 def mean_pool(hidden, attention_mask):
@@ -289,6 +296,10 @@ class Encoder:
         enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
+    def forget_pieces(self) -> None:
+        """Drop the tokenizers' piece caches (benchmarks time cold starts with this)."""
+        self._tokenize.clear()
+
     def tokenizer_for(self, batch_size: int = 16, max_length: int | None = None) -> Tokenize:
         """The picklable tokenizing step of :meth:`encode`, for worker processes; one per
         batch size and length, kept with its piece cache."""
@@ -302,8 +313,9 @@ class Encoder:
 
     def start(self, batches: Batches) -> Pending:
         """Queue the forward pass over tokenized batches. On a GPU: each batch goes through
-        pinned memory with an asynchronous copy, and the embeddings stay on the device until
-        ``result()``, so this returns before the device has finished."""
+        pinned memory with an asynchronous copy, and the embeddings come back the same way,
+        so this returns before the device has finished; ``result()`` waits for that copy
+        alone, not for batches queued after it."""
         import torch
 
         if self.device.type != "cuda":
@@ -322,4 +334,8 @@ class Encoder:
                 m = attention_mask(torch.from_numpy(lengths).pin_memory().to(dev, non_blocking=True), t.shape[1])
                 i = torch.from_numpy(idx).pin_memory().to(dev, non_blocking=True)
                 out[i] = mean_pool(self.model(input_ids=t, attention_mask=m).last_hidden_state, m)
-        return Pending(out)
+            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            host.copy_(out, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        return Pending(host, ready)

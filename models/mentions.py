@@ -119,6 +119,17 @@ def _common_words() -> frozenset[str]:
     return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha())
 
 
+def _fold(text: str) -> str:
+    """Case-folded for the quick word test before a case-insensitive pattern runs. A
+    regex under IGNORECASE also takes dotted capital I and dotless i for i, which
+    casefold() does not ("İ" folds to "i" + a combining dot): folded the same way here,
+    so the test never skips a text the pattern would match."""
+    low = text.casefold()
+    if "\u0307" in low or "\u0131" in low:
+        low = low.replace("\u0307", "").replace("\u0131", "i")
+    return low
+
+
 class MentionMatcher:
     """Finds every watched entity in a text, with character offsets."""
 
@@ -137,7 +148,7 @@ class MentionMatcher:
                     # casefold, not lower: lower() depends on context (a final sigma), so the
                     # needle of "ΑΣ.Β" would not be in the lowered text that holds the name
                     folded = bool(p.flags & re.IGNORECASE)
-                    self._patterns.append((p, e.id, frozenset((w.casefold() if folded else w, folded) for w in words)))
+                    self._patterns.append((p, e.id, frozenset((_fold(w) if folded else w, folded) for w in words)))
                 tokens = _TOKEN.findall(s)
                 if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
                     self._fuzzy.append(([t.lower() for t in tokens], e.id))
@@ -204,7 +215,7 @@ class MentionMatcher:
 
     def find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
-        low = text.casefold()
+        low = _fold(text)
         present = {key for key in self._needles if key[0] in (low if key[1] else text)}
         for pattern, entity, needles in self._patterns:
             if not needles <= present:

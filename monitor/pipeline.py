@@ -382,8 +382,9 @@ def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = 
 
 def cgroup_cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup"),
                      proc_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
-    """CPUs' worth of time the cgroup of this process may use (cgroup v2 cpu.max or v1
-    cfs quota), or None where there is no limit or it cannot be read."""
+    """CPUs' worth of time the cgroup of this process may use: the tightest cgroup v2
+    cpu.max or v1 cfs quota on the way from its cgroup up to the root, or None where
+    there is no limit or none can be read."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
@@ -391,25 +392,28 @@ def cgroup_cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup"),
     v2 = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), "/")
     v1 = next((line.split(":", 2)[2] for line in lines
                if len(line.split(":", 2)) == 3 and "cpu" in line.split(":", 2)[1].split(",")), "/")
-    candidates = [
-        (cgroup_root / v2.lstrip("/") / "cpu.max", None),
-        (cgroup_root / "cpu.max", None),
-        (cgroup_root / "cpu" / v1.lstrip("/") / "cpu.cfs_quota_us", "cpu.cfs_period_us"),
-        (cgroup_root / "cpu" / "cpu.cfs_quota_us", "cpu.cfs_period_us"),
-    ]
-    for path, period_name in candidates:
+
+    def up(base: Path, rel: str) -> list[Path]:
+        parts = [x for x in rel.split("/") if x]
+        return [base.joinpath(*parts[:k]) for k in range(len(parts), -1, -1)]
+
+    quotas = []
+    for folder in up(cgroup_root, v2):
         try:
-            text = path.read_text().split()
-            if period_name is None:
-                quota, period = text[0], text[1]
-            else:
-                quota, period = text[0], (path.parent / period_name).read_text().split()[0]
-            if quota in ("max", "-1"):
-                return None
-            return int(quota) / int(period)
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+            if quota != "max":
+                quotas.append(int(quota) / int(period))
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    for folder in up(cgroup_root / "cpu", v1):
+        try:
+            quota = int((folder / "cpu.cfs_quota_us").read_text().split()[0])
+            period = int((folder / "cpu.cfs_period_us").read_text().split()[0])
+            if quota > 0:
+                quotas.append(quota / period)
         except (OSError, IndexError, ValueError, ZeroDivisionError):
             continue
-    return None
+    return min(quotas) if quotas else None
 
 
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",

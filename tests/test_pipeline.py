@@ -285,6 +285,9 @@ def test_usable_cpus_respect_a_cgroup_quota(tmp_path, monkeypatch):
     assert pipeline.usable_cpus(root, proc) == 4
     (root / "jobs" / "tw" / "cpu.max").write_text("max 100000\n")
     assert pipeline.usable_cpus(root, proc) == 16
+    (root / "jobs" / "cpu.max").write_text("300000 100000\n")  # a limit on the parent holds too
+    assert pipeline.usable_cpus(root, proc) == 3
+    (root / "jobs" / "cpu.max").unlink()
     # cgroup v1
     proc.write_text("4:cpu,cpuacct:/svc\n")
     (root / "cpu" / "svc").mkdir(parents=True)

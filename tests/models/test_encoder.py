@@ -93,7 +93,26 @@ def test_other_tokenizers_are_used_whole(tmp_path):
     fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]")
     tok = Tokenize(fast, 5, 4)
     assert tok.cache is None
-    texts = ["hello world!", "hello  there world", ""]
+    texts = ["hello world!", "hello  there world", "", "world hello hello hello !"]
     assert tok.ids(texts) == fast(texts, truncation=True, max_length=5)["input_ids"]
+    fast.truncation_side = "left"  # kept, as the tokenizer itself would
+    assert Tokenize(fast, 5, 4).ids(texts) == fast(texts, truncation=True, max_length=5)["input_ids"]
     batches = tok(texts)
-    assert batches.n == 3 and sorted(i for idx, _, _ in batches.items for i in idx) == [0, 1, 2]
+    assert batches.n == 4 and sorted(i for idx, _, _ in batches.items for i in idx) == [0, 1, 2, 3]
+
+
+def test_the_piece_cache_stays_exact_when_full_and_skips_long_pieces(tiny_encoder_dir, monkeypatch):
+    """When the cache fills it starts again, and every piece of the texts at hand is
+    tokenized anew; pieces longer than _LONGEST_CACHED are used but not remembered."""
+    from transformers import AutoTokenizer
+
+    from models import encoder
+    from models.encoder import Tokenize
+
+    monkeypatch.setattr(encoder, "_CACHE_LIMIT", 3)
+    hf = AutoTokenizer.from_pretrained(str(tiny_encoder_dir))
+    tok = Tokenize(hf, 64, 4)
+    link = "https://example.org/" + "x" * 60
+    for texts in (["a b"], ["a c d"], ["a b c d e f g"], [f"see {link} now", "a"], ["b " * 5]):
+        assert tok.ids(texts) == hf(texts, truncation=True, max_length=64)["input_ids"]
+        assert len(tok.cache) <= 7 and link not in tok.cache

@@ -89,3 +89,11 @@ def test_misspelling_guard_keeps_precision():
     assert fuzzy("Kopperfield") == []  # first letter differs
     assert fuzzy("Kaltik") == []  # two edits in a short name
     assert fuzzy("Copprfeild") == [("copperfield", "Copprfeild")]  # two allowed from ten letters
+
+
+def test_every_word_of_a_name_is_found_under_turkish_dotted_and_dotless_i():
+    """The quick word test before a pattern runs must not skip what the case-insensitive
+    pattern matches: IGNORECASE takes "İ" and "ı" for i, casefold() alone does not."""
+    m = MentionMatcher([Entity(id="izmir", kind="site", name="Clinic Izmir")], fuzzy=False)
+    found = m.find("We went to CLINIC İZMIR, then to clinic ızmir.")
+    assert [x.surface for x in found] == ["CLINIC İZMIR", "clinic ızmir"]
