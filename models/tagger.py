@@ -93,8 +93,8 @@ def chunks(text: str, limit: int = CHUNK_CHARS) -> list[str]:
     return [text[s:e].strip() or " " for s, e in chunk_spans(text, limit)]
 
 
-def _scores(p: np.ndarray) -> dict[str, float]:
-    return {label: round(float(v), 4) for label, v in zip(SENTIMENTS, p)}
+def _scores(p: list[float]) -> dict[str, float]:
+    return {label: round(v, 4) for label, v in zip(SENTIMENTS, p)}
 
 
 def stances(p: np.ndarray, thresholds: np.ndarray | None = None) -> dict[str, str]:
@@ -154,30 +154,41 @@ class Planner:
     def finish(self, plans: list[tuple], sent: np.ndarray, themes: np.ndarray) -> list[PostTag]:
         """PostTags from the plans and the scores of their texts: sentiment (n, 3) and
         theme stance probabilities (n, T, 3)."""
+        # Every text's themes and sentiment worked out at once (the same float32
+        # arithmetic as stances() and _scores() on one row), then only looked up per post.
+        thr = self.thresholds
+        present = ((1 - themes[:, :, 0]) >= thr) if thr is not None else themes.argmax(2) != 0
+        builds = themes[:, :, 1] >= themes[:, :, 2]
+        verdicts = [{THEMES[t]: STANCE_CLASSES[1 if b else 2] for t, (pr, b) in enumerate(zip(prs, bs)) if pr}
+                    for prs, bs in zip(present.tolist(), builds.tolist())]
+        sent_rows = sent.tolist()
         results = []
         for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plans:
             w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
             p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
             # A theme raised in one chunk of a long post counts for the post.
-            tp = themes[chunk_idx]
-            strongest = (1 - tp[:, :, 0]).argmax(0)
-            post_themes = tp[strongest, np.arange(len(THEMES))]
+            if len(chunk_idx) == 1:
+                post_themes = dict(verdicts[chunk_idx[0]])
+            else:
+                tp = themes[chunk_idx]
+                strongest = (1 - tp[:, :, 0]).argmax(0)
+                post_themes = stances(tp[strongest, np.arange(len(THEMES))], thr)
             mentions = []
             for m, i, c in zip(found, mention_idx, mention_chunk):
                 # The words around the mention, tempered by the passage it sits in:
                 # "Nothing from Lakeshore here either." reads neutral on its own.
-                ms = sent[i] if c is None else MENTION_WEIGHT * sent[i] + (1 - MENTION_WEIGHT) * sent[c]
+                ms = sent_rows[i] if c is None else (MENTION_WEIGHT * sent[i] + (1 - MENTION_WEIGHT) * sent[c]).tolist()
                 mentions.append(MentionTag(
                     entity=m.entity, start=m.start, end=m.end, surface=m.surface,
-                    sentiment=SENTIMENTS[int(ms.argmax())], scores=_scores(ms),
-                    themes=stances(themes[i], self.thresholds),
+                    sentiment=SENTIMENTS[ms.index(max(ms))], scores=_scores(ms),
+                    themes=dict(verdicts[i]),
                 ))
             results.append(
                 PostTag(
                     id=ident,
                     sentiment=SENTIMENTS[int(p.argmax())],
-                    scores=_scores(p),
-                    themes=stances(post_themes, self.thresholds),
+                    scores=_scores(p.tolist()),
+                    themes=post_themes,
                     mentions=mentions,
                 )
             )
