@@ -491,11 +491,6 @@ _SAVE_MENTION = (
 )
 
 
-def save_tags(db: sqlite_utils.Database, model: str, wl_hash: str, rows: list[dict], tags: list) -> None:
-    """Store one batch of tags, replacing this model's earlier tags for these posts."""
-    write_tags(db, model, tag_rows(model, wl_hash, rows, tags))
-
-
 def tag_rows(model: str, wl_hash: str, rows: list[dict], tags: list, stamp: str | None = None) -> TagRows:
     """The rows :func:`write_tags` stores for one batch of posts (``rows`` with id and
     content_hash) and their PostTags: plain tuples, made wherever the tags were (on a GPU,
@@ -521,8 +516,9 @@ class TagRows:
 
 
 def write_tags(db: sqlite_utils.Database, model: str, rows: TagRows) -> None:
-    """One batch of :func:`tag_rows` in one transaction, with plain executemany and fixed
-    column lists: on a GPU the tagger outruns sqlite-utils' per-row dict handling."""
+    """Store one batch of :func:`tag_rows` in one transaction, replacing this model's
+    earlier tags and mentions for these posts. Plain executemany with fixed column lists:
+    on a GPU the tagger outruns sqlite-utils' per-row dict handling."""
     with db.atomic():
         db.execute(
             f"delete from mentions where model = ? and post_id in ({','.join('?' * len(rows.post_ids))})",
