@@ -135,21 +135,21 @@ class MentionMatcher:
 
     def __init__(self, entities: list[Entity], fuzzy: bool = True, common_words: frozenset[str] | None = None):
         self.entities = {e.id: e for e in entities}
-        # (pattern, entity, needles, case-insensitive): the pattern runs only over a text
-        # holding every word of the alias (a quick substring test each): a common first word
-        # alone ("Hope", "CT") would run a case-insensitive regex over most posts
+        # (pattern, entity, needles: (word, case-insensitive) pairs): the pattern runs only
+        # over a text holding every word of the alias (a quick substring test each): a
+        # common first word alone ("Hope", "CT") would run a case-insensitive regex over
+        # most posts
         self._patterns: list[tuple[re.Pattern[str], str, frozenset[tuple[str, bool]]]] = []
         self._fuzzy: list[tuple[list[str], str]] = []  # alias tokens (lower case), entity
         for e in entities:
             for s in e.surfaces:
                 p = alias_pattern(s)
+                tokens = _TOKEN.findall(s)
                 if p is not None:
-                    words = _TOKEN.findall(s)
                     # casefold, not lower: lower() depends on context (a final sigma), so the
                     # needle of "ΑΣ.Β" would not be in the lowered text that holds the name
                     folded = bool(p.flags & re.IGNORECASE)
-                    self._patterns.append((p, e.id, frozenset((_fold(w) if folded else w, folded) for w in words)))
-                tokens = _TOKEN.findall(s)
+                    self._patterns.append((p, e.id, frozenset((_fold(w) if folded else w, folded) for w in tokens)))
                 if fuzzy and not _NCT.match(s) and not is_acronym(s) and any(len(t) >= 5 and t.isalpha() for t in tokens):
                     self._fuzzy.append(([t.lower() for t in tokens], e.id))
         # every (word, case-insensitive) any pattern needs: each tested once per text

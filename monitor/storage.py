@@ -491,11 +491,11 @@ _SAVE_MENTION = (
 )
 
 
-def tag_rows(model: str, wl_hash: str, rows: list[dict], tags: list, stamp: str | None = None) -> TagRows:
+def tag_rows(model: str, wl_hash: str, rows: list[dict], tags: list) -> TagRows:
     """The rows :func:`write_tags` stores for one batch of posts (``rows`` with id and
     content_hash) and their PostTags: plain tuples, made wherever the tags were (on a GPU,
     in tag's worker processes), so the process that writes only writes."""
-    stamp = stamp or now()
+    stamp = now()
     tag_rows, mention_rows = [], []
     for row, tag in zip(rows, tags):
         sc = tag.scores
