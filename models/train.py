@@ -1,6 +1,7 @@
 """Train the model shipped in ``models/artifacts/minilm-heads.npz``.
 
     python -m models.train [--method lora|frozen] [--seed 13] [--epochs 10] [--parts abcdefg]
+                           [--rank 8] [--drugs-weight 1] [--theme-weight 1] [--device cpu|cuda]
                            [--no-refit-head] [--out FILE]
     python -m models.train --refit HEADS --out FILE   # step 3 only, on a trained file
 
@@ -11,6 +12,8 @@ sentiment head by logistic regression on the adapted embeddings, its L2 weight c
 validation. Only the adapters and heads are saved (no copy of the base weights). The
 defaults reproduce the shipped model (every corpus part, a-g; MODEL_CARD.md).
 ``frozen``: logistic-regression heads on the frozen encoder, the baseline.
+``--device cuda`` trains on a GPU (fp32; a run of 10 epochs takes a few minutes, where 2 CPU
+cores take about 55), giving a close but not bit-identical model.
 
 Training data: drugsCom train (600 reviews), and the forum corpus' train split (posts for
 sentiment and themes, the words around each labelled mention for sentiment). drugsCom test
@@ -43,6 +46,7 @@ class Item:
     sentiment: int  # -100: no sentiment class (a rated snippet)
     themes: list[int]
     score: float | None = None  # a human rating scaled to -1..1 (auxiliary target)
+    source: str = "forum"  # drugs | forum | mention | rated
 
 
 def rated_items(seed: int) -> list[Item]:
@@ -51,14 +55,14 @@ def rated_items(seed: int) -> list[Item]:
 
     rated = load_hutto()
     order = np.random.default_rng(seed).permutation(len(rated))
-    return [Item(rated[i].text, -100, NO_THEMES, rated[i].score / 4) for i in order]
+    return [Item(rated[i].text, -100, NO_THEMES, rated[i].score / 4, "rated") for i in order]
 
 
 def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
     """drugsCom train and the train split of the forum corpus parts named (by letter)."""
     drugs = load_drugscom("train")
     forum = [e for e in load_forum_corpus() if e.split == "train" and e.id.split("-")[0] in parts]
-    items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES) for e in drugs]
+    items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES, source="drugs") for e in drugs]
     n_ctx = 0
     for e in forum:
         items.append(Item(e.text, SENTIMENTS.index(e.sentiment),
@@ -66,7 +70,7 @@ def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
         matches = [Match(m.start, m.end, m.entity, e.text[m.start:m.end]) for m in e.mentions]
         for m, gm in zip(matches, e.mentions):
             items.append(Item(mention_context(e.text, m, matches) or m.surface,
-                              SENTIMENTS.index(gm.sentiment), NO_THEMES))
+                              SENTIMENTS.index(gm.sentiment), NO_THEMES, source="mention"))
             n_ctx += 1
     info = {"drugscom_train": len(drugs), "forum_train_posts": len(forum), "forum_train_mentions": n_ctx,
             "forum_parts": parts}
@@ -78,6 +82,12 @@ def _split(items: list[Item], seed: int, val_share: float = 0.15):
     order = rng.permutation(len(items))
     n_val = int(len(items) * val_share)
     return [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]
+
+
+def _weighted(train: list[Item], drugs_weight: int) -> list[Item]:
+    """The training part with each drugsCom review repeated ``drugs_weight`` times in all
+    (after the validation split, so no review is on both sides)."""
+    return train + [i for i in train if i.source == "drugs"] * (drugs_weight - 1)
 
 
 def _class_weights(labels: list[int], k: int) -> np.ndarray:
@@ -102,7 +112,9 @@ def _score(items: list[Item], sent_pred: np.ndarray, theme_pred: np.ndarray) -> 
 
 
 def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batch_size: int = 16,
-               rated: list[Item] = (), rated_per_epoch: int = 3000, log=print) -> Heads:
+               rated: list[Item] = (), rated_per_epoch: int = 3000, log=print, *, rank: int = 8,
+               drugs_weight: int = 1, theme_weight: float = 1.0, device: str = "cpu",
+               encoder_path: Path | None = None) -> Heads:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -110,10 +122,12 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
     from .lora import add_lora, export_lora
 
     torch.manual_seed(seed)
-    path = default_encoder_path()
+    path = encoder_path or default_encoder_path()
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    wrapped = add_lora(model, rank=8, alpha=16.0, seed=seed)
+    # fp32 whatever the stored weights are: the adapters train in fp32 beside them.
+    model = AutoModel.from_pretrained(path, dtype=torch.float32)
+    # alpha = 2 x rank: the same update scale at every rank.
+    wrapped = add_lora(model, rank=rank, alpha=2.0 * rank, seed=seed)
     dim = model.config.hidden_size
     sent_head = torch.nn.Linear(dim, 3)
     theme_head = torch.nn.Linear(dim, len(THEMES) * 3)
@@ -124,17 +138,20 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
     for head in (sent_head, theme_head):
         torch.nn.init.normal_(head.weight, std=0.5)
         torch.nn.init.zeros_(head.bias)
+    for module in (model, sent_head, theme_head, score_head):
+        module.to(device)
     lora_params = [p for w in wrapped.values() for p in (w.A, w.B)]
     opt = torch.optim.AdamW(
         [{"params": lora_params, "lr": lr}, {"params": [*sent_head.parameters(), *theme_head.parameters(), *score_head.parameters()], "lr": lr * 10}],
         weight_decay=0.01,
     )
     train, val = _split(items, seed)
-    sw = torch.tensor(_class_weights([i.sentiment for i in train], 3), dtype=torch.float32)
-    tw = torch.tensor(_class_weights([t for i in train for t in i.themes], 3), dtype=torch.float32)
+    train = _weighted(train, drugs_weight)
+    sw = torch.tensor(_class_weights([i.sentiment for i in train], 3), dtype=torch.float32, device=device)
+    tw = torch.tensor(_class_weights([t for i in train for t in i.themes], 3), dtype=torch.float32, device=device)
 
     def embed(texts):
-        enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
         return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
 
     def predict(batch_items):
@@ -145,8 +162,8 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
             for b in range(0, len(batch_items), 64):
                 chunk = batch_items[b : b + 64]
                 X = embed([i.text for i in chunk])
-                sp.append(sent_head(X).argmax(-1).numpy())
-                tp.append(theme_head(X).view(len(chunk), len(THEMES), 3).softmax(-1).numpy())
+                sp.append(sent_head(X).argmax(-1).cpu().numpy())
+                tp.append(theme_head(X).view(len(chunk), len(THEMES), 3).softmax(-1).float().cpu().numpy())
         return np.concatenate(sp), np.concatenate(tp)
 
     rng = np.random.default_rng(seed)
@@ -167,17 +184,17 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
             chunk = [pool[i] for i in idx]
             X = embed([i.text for i in chunk])
             loss = X.new_zeros(())
-            ys = torch.tensor([i.sentiment for i in chunk])
+            ys = torch.tensor([i.sentiment for i in chunk], device=device)
             if (ys >= 0).any():
                 loss = loss + torch.nn.functional.cross_entropy(sent_head(X), ys, weight=sw, ignore_index=-100)
             rated_rows = [k for k, i in enumerate(chunk) if i.score is not None]
             if rated_rows:
-                target = torch.tensor([chunk[k].score for k in rated_rows])
+                target = torch.tensor([chunk[k].score for k in rated_rows], device=device)
                 loss = loss + torch.nn.functional.mse_loss(score_head(X[rated_rows]).squeeze(-1), target)
-            th = torch.tensor([i.themes for i in chunk])
+            th = torch.tensor([i.themes for i in chunk], device=device)
             if (th >= 0).any():
                 logits = theme_head(X).view(len(chunk), len(THEMES), 3)
-                loss = loss + torch.nn.functional.cross_entropy(
+                loss = loss + theme_weight * torch.nn.functional.cross_entropy(
                     logits.reshape(-1, 3), th.reshape(-1), weight=tw, ignore_index=-100)
             opt.zero_grad()
             loss.backward()
@@ -186,13 +203,15 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
         sp, probs = predict(val)
         thresholds = tune_thresholds(val, probs)
         score = _score(val, sp, decide(probs, thresholds))
-        log(f"epoch {epoch}: train loss {total / len(pool):.3f}, validation {score:.3f} ({time.time() - t0:.0f}s)")
+        log(f"epoch {epoch}: train loss {total / len(pool):.3f}, validation {score:.3f} "
+            f"({_parts(val, sp)}; {time.time() - t0:.0f}s)")
         if score > best[0]:
             state = {
                 "lora": export_lora(wrapped),
-                "sW": sent_head.weight.detach().numpy().copy(), "sb": sent_head.bias.detach().numpy().copy(),
-                "tW": theme_head.weight.detach().numpy().reshape(len(THEMES), 3, dim).copy(),
-                "tb": theme_head.bias.detach().numpy().reshape(len(THEMES), 3).copy(),
+                "sW": sent_head.weight.detach().cpu().numpy().copy(),
+                "sb": sent_head.bias.detach().cpu().numpy().copy(),
+                "tW": theme_head.weight.detach().cpu().numpy().reshape(len(THEMES), 3, dim).copy(),
+                "tb": theme_head.bias.detach().cpu().numpy().reshape(len(THEMES), 3).copy(),
                 "thresholds": thresholds,
             }
             best = (score, state, epoch)
@@ -201,6 +220,19 @@ def train_lora(items: list[Item], seed: int, epochs: int, lr: float = 1e-3, batc
                  meta={"epoch": epoch, "validation_score": round(score, 4),
                        "theme_thresholds": state["thresholds"]},
                  lora=state["lora"])
+
+
+def _parts(items: list[Item], sent_pred: np.ndarray) -> str:
+    """Validation sentiment macro-F1 by source, for the log."""
+    from .evaluate import macro_f1
+
+    out = []
+    for source in ("drugs", "forum", "mention"):
+        rows = [k for k, i in enumerate(items) if i.source == source]
+        if rows:
+            f1 = macro_f1([SENTIMENTS[items[k].sentiment] for k in rows], [SENTIMENTS[sent_pred[k]] for k in rows])
+            out.append(f"{source} {f1:.3f}")
+    return ", ".join(out)
 
 
 def decide(probs: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
@@ -253,7 +285,8 @@ def fit_lr(X: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndar
     return W.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
-def refit_sentiment(heads: Heads, items: list[Item], seed: int, log=print, encoder=None) -> Heads:
+def refit_sentiment(heads: Heads, items: list[Item], seed: int, log=print, encoder=None, *,
+                    drugs_weight: int = 1, device: str = "cpu", encoder_path: Path | None = None) -> Heads:
     """Refit the sentiment head by logistic regression on the adapted encoder's embeddings
     of the training part (the jointly trained head stops with the epoch chosen for
     sentiment and themes together, short of the best linear fit), choosing the L2 weight
@@ -262,7 +295,8 @@ def refit_sentiment(heads: Heads, items: list[Item], seed: int, log=print, encod
     from .evaluate import macro_f1
 
     train, val = _split(items, seed)
-    enc = encoder or Encoder(default_encoder_path(), lora=heads.lora)
+    train = _weighted(train, drugs_weight)
+    enc = encoder or Encoder(encoder_path or default_encoder_path(), lora=heads.lora, device=device)
     Xtr, Xva = enc.encode([i.text for i in train]), enc.encode([i.text for i in val])
     ytr = np.array([i.sentiment for i in train])
     gold = [SENTIMENTS[i.sentiment] for i in val]
@@ -312,6 +346,11 @@ def main(argv=None) -> None:
     ap.add_argument("--rated", type=int, default=0,
                     help="rated snippets (Hutto & Gilbert 2014) per epoch as an auxiliary target (tried "
                          "with 3000: every figure fell; see MODEL_CARD.md); 0: none")
+    ap.add_argument("--rank", type=int, default=8, help="LoRA rank (alpha is twice the rank)")
+    ap.add_argument("--drugs-weight", type=int, default=1,
+                    help="count each drugsCom training review this many times (default 1)")
+    ap.add_argument("--theme-weight", type=float, default=1.0, help="weight of the theme loss (default 1)")
+    ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
     ap.add_argument("--out", type=Path, default=DEFAULT_HEADS)
     ap.add_argument("--parts", default="abcdefg",
                     help="forum corpus parts to train on, by letter (default abcdefg: the shipped model; "
@@ -324,6 +363,8 @@ def main(argv=None) -> None:
     letters = {f.stem.split("_")[1][0] for f in CORPUS_DIR.glob("part_*.jsonl")}
     if not args.parts or set(args.parts) - letters:
         ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")
+    if args.rank < 1 or args.drugs_weight < 1 or args.theme_weight <= 0:
+        ap.error("--rank and --drugs-weight must be at least 1, --theme-weight above 0")
 
     import torch
 
@@ -341,13 +382,15 @@ def main(argv=None) -> None:
         heads = Heads.load(args.refit)
         heads.meta.pop("version", None)
         heads.meta.pop("metrics", None)
-        heads = refit_sentiment(heads, items, args.seed)
+        heads = refit_sentiment(heads, items, args.seed, drugs_weight=args.drugs_weight, device=args.device)
         args.epochs, args.lr = heads.meta.get("epochs", args.epochs), heads.meta.get("lr", args.lr)
         t0 -= heads.meta.get("train_seconds", 0)
     elif args.method == "lora":
-        heads = train_lora(items, args.seed, args.epochs, args.lr, rated=rated, rated_per_epoch=args.rated)
+        heads = train_lora(items, args.seed, args.epochs, args.lr, rated=rated, rated_per_epoch=args.rated,
+                           rank=args.rank, drugs_weight=args.drugs_weight, theme_weight=args.theme_weight,
+                           device=args.device)
         if args.refit_head:
-            heads = refit_sentiment(heads, items, args.seed)
+            heads = refit_sentiment(heads, items, args.seed, drugs_weight=args.drugs_weight, device=args.device)
     else:
         heads = train_frozen(items, args.seed)
     heads.meta.update({
@@ -358,13 +401,17 @@ def main(argv=None) -> None:
         "seed": args.seed,
         "epochs": args.epochs,
         "lr": args.lr,
+        "rank": args.rank if args.method == "lora" else None,
+        "drugs_weight": args.drugs_weight,
+        "theme_weight": args.theme_weight,
+        "device": args.device,
         "train_seconds": round(time.time() - t0),
         "trained_at": dt.date.today().isoformat(),
     })
     args.out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(args.out)
     # Measure the saved artifact through the same loading path tagging uses.
-    metrics = evaluate(load_tagger(heads=args.out))
+    metrics = evaluate(load_tagger(heads=args.out, device=args.device))
     heads.meta["metrics"] = metrics
     heads.save(args.out)
     print(json.dumps(metrics, indent=2))

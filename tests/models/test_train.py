@@ -35,3 +35,59 @@ def test_refit_keeps_the_joint_head_when_it_is_better(tiny_tagger):
     # Refitting a head that is already the best fit finds nothing better: it is kept.
     assert again.meta["sentiment_head"]["refit"] is None
     assert np.array_equal(again.sentiment_W, first.sentiment_W)
+
+
+def _mixed_items() -> list[Item]:
+    """drugsCom-like reviews (no themes) beside forum posts with theme labels."""
+    rng = np.random.default_rng(4)
+    out = [Item(f"this drug was {'awful' if k == 0 else 'fine' if k == 1 else 'great'} for me, week {i}",
+                int(k), NO_THEMES, source="drugs") for i, k in enumerate(rng.integers(0, 3, 24))]
+    for i in range(36):
+        themes = [0] * 7
+        themes[i % 7] = 1 + i % 2
+        out.append(Item(f"the site {'told us everything' if i % 2 == 0 else 'hid the results'} {i}",
+                        2 if i % 2 == 0 else 0, themes))
+    return out
+
+
+def test_drugs_weight_repeats_only_drugscom_reviews():
+    from models.train import _weighted
+
+    items = _mixed_items()
+    out = _weighted(items, 3)
+    drugs = [i for i in items if i.source == "drugs"]
+    assert len(out) == len(items) + 2 * len(drugs)
+    assert sum(i.source == "drugs" for i in out) == 3 * len(drugs)
+    assert _weighted(items, 1) == items
+
+
+def test_training_with_a_rank_and_weights_gives_loadable_adapters(tiny_encoder_dir, tmp_path):
+    import models
+    from models.train import train_lora
+
+    lines = []
+    kw = dict(rank=2, drugs_weight=2, theme_weight=2.0, encoder_path=tiny_encoder_dir, log=lines.append)
+    heads = train_lora(_mixed_items(), seed=13, epochs=2, **kw)
+    assert len(lines) == 2 and "drugs" in lines[0] and "forum" in lines[0]
+    assert heads.meta["epoch"] in (1, 2)
+    assert heads.lora["lora/encoder.layer.0.attention.self.query/A"].shape == (2, 32)
+    assert heads.lora["lora/encoder.layer.0.intermediate.dense/B"].shape == (64, 2)
+    # Seeded: the same data and seed give the same adapters and heads.
+    again = train_lora(_mixed_items(), seed=13, epochs=2, **{**kw, "log": lambda m: None})
+    assert all(np.array_equal(heads.lora[k], again.lora[k]) for k in heads.lora)
+    assert np.array_equal(heads.themes_W, again.themes_W)
+    heads.save(tmp_path / "heads.npz")
+    tags = models.load_tagger(encoder=tiny_encoder_dir, heads=tmp_path / "heads.npz").tag([("p1", "", "the site hid it")])
+    assert tags[0].sentiment in ("negative", "neutral", "positive")
+
+
+def test_training_options_are_checked(capsys):
+    import pytest
+
+    from models.train import main
+
+    for bad in (["--rank", "0"], ["--drugs-weight", "0"], ["--theme-weight", "-1"]):
+        with pytest.raises(SystemExit) as exit:
+            main(bad)
+        assert exit.value.code == 2
+    assert "--rank and --drugs-weight must be at least 1" in capsys.readouterr().err
