@@ -29,6 +29,23 @@ def test_batched_vectors_match_one_text_at_a_time(tiny_encoder_dir):
     assert np.allclose(together, alone, atol=1e-5)
 
 
+def test_widths_padded_to_a_multiple_give_the_same_vectors(tiny_encoder_dir):
+    """GPUs get widths in multiples of 8 (never past the length limit); the attention mask
+    keeps the padding out of the vectors."""
+    from models.encoder import Tokenize
+
+    enc = Encoder(tiny_encoder_dir)
+    texts = ["short", "a somewhat longer sentence about the site", "x " * 300, "", "mid length post here ok",
+             "word " * 253]
+    exact = Tokenize(enc.tokenizer, 256, 2)(texts)
+    padded = Tokenize(enc.tokenizer, 256, 2, multiple=8)(texts)
+    widths = [tokens.shape[1] for _, tokens, _ in padded.items]
+    assert all(w % 8 == 0 for w in widths)
+    assert max(widths) <= 256 and any(w != e.shape[1] for w, (_, e, _) in zip(widths, exact.items))
+    assert [tokens.shape[1] for _, tokens, _ in Tokenize(enc.tokenizer, 250, 2, multiple=8)(texts).items][-1] == 250
+    assert np.allclose(enc.start(exact).result(), enc.start(padded).result(), atol=1e-5)
+
+
 def test_nothing_to_encode_gives_an_empty_array(tiny_encoder_dir):
     enc = Encoder(tiny_encoder_dir)
     assert enc.encode([]).shape == (0, enc.dim)
