@@ -97,7 +97,9 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
     folder = tempfile.TemporaryDirectory()
     stored = Stored(posts, folder.name)
     # Every timed pass starts with the tokenizer's piece cache empty, as a new process does.
-    for _ in range(rounds):  # interleaved rounds: a busy moment hits every side
+    from monitor.pipeline import StageClock
+
+    for r in range(rounds):  # interleaved rounds: a busy moment hits every side
         tagger.encoder.forget_pieces()
         t0 = time.perf_counter()
         tagger.encoder.encode(texts, batch_size=batch, max_length=MODEL_LIMIT)
@@ -109,11 +111,18 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
         t0 = time.perf_counter()
         tagger.encoder.start(tokenized).result()
         forwards.append(len(posts) / (time.perf_counter() - t0))
-        rate, mentions, _ = tag_once(stored, tagger, demo_cfg.watch, workers)
+        clock = StageClock()
+        rate, mentions, _ = tag_once(stored, tagger, demo_cfg.watch, workers, clock)
         tags.append(rate)
         for w in also_workers:
             more.setdefault(w, []).append(tag_once(stored, tagger, demo_cfg.watch, w)[0])
-    overhead, main_cpu = pipeline_overhead(stored, tagger, demo_cfg.watch, workers)
+        # A line per round as it ends: a run cut short (a lent GPU's time limit) still says something.
+        print(f"round {r + 1}: raw {raws[-1]:.1f}, cut256 {cuts[-1]:.1f}, forward alone {forwards[-1]:.1f}, "
+              f"tag {rate:.1f} posts/s ({workers} worker(s))"
+              + "".join(f", {w} workers {rates[-1]:.1f}" for w, rates in more.items()), flush=True)
+        print(f"  tag stages: {clock}", flush=True)
+    null_clock = StageClock()
+    overhead, main_cpu = pipeline_overhead(stored, tagger, demo_cfg.watch, workers, null_clock)
     folder.cleanup()
     ratios = sorted(t / r for t, r in zip(tags, raws))
     cut_ratio = statistics.median(t / c for t, c in zip(tags, cuts))
@@ -133,6 +142,7 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
           f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; against the 256-token cut {cut_ratio:.2f})")
     print(f"tag without the encoder: {overhead:7.1f} posts/s ({workers} worker(s): chunking, mentions, heads, SQLite; "
           f"{1000 / overhead:.2f} ms per post)")
+    print(f"  stages without the encoder: {null_clock}")
     if workers > 1:
         print(f"  model process CPU: {main_cpu:7.1f} us per post (with enough workers, the ceiling on any accelerator: "
               f"{1e6 / main_cpu:,.0f} posts/s)")
@@ -181,7 +191,7 @@ class NullEncoder:
         return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
 
 
-def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> tuple[float, float]:
+def pipeline_overhead(posts, tagger, watch, workers: int = 1, clock=None) -> tuple[float, float]:
     """`trustwatch tag` with the encoder's forward pass taken out (best of 3): (posts/s,
     CPU microseconds per post in the process that holds the model). With workers, the
     second bounds what any accelerator can reach: that process runs the model and the
@@ -190,14 +200,15 @@ def pipeline_overhead(posts, tagger, watch, workers: int = 1) -> tuple[float, fl
 
     null = copy.copy(tagger)
     null.encoder = NullEncoder(tagger.encoder)
-    runs = [tag_once(posts, null, watch, workers) for _ in range(3)]
+    runs = [tag_once(posts, null, watch, workers, clock if k == 2 else None) for k in range(3)]
     return max(r[0] for r in runs), min(r[2] for r in runs)
 
 
-def tag_once(posts, tagger, watch, workers: int = 1) -> tuple[float, int, float]:
+def tag_once(posts, tagger, watch, workers: int = 1, clock=None) -> tuple[float, int, float]:
     """`trustwatch tag` of the posts into a new database: (posts/s, mentions stored, CPU
     microseconds per post spent in this process). ``posts``: a list of posts, or a
-    :class:`Stored` copy of them (quicker for large runs)."""
+    :class:`Stored` copy of them (quicker for large runs). ``clock``: a
+    ``pipeline.StageClock`` that collects the seconds per stage."""
     from monitor import pipeline, storage
     from monitor.config import Config
 
@@ -210,7 +221,7 @@ def tag_once(posts, tagger, watch, workers: int = 1) -> tuple[float, int, float]
         if not isinstance(posts, Stored):
             storage.save_posts(db, posts)
         t0, c0 = time.perf_counter(), time.process_time()
-        n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers)
+        n = pipeline.tag(cfg, db, log=lambda m: None, tagger=tagger, workers=workers, clock=clock)
         rate = n / (time.perf_counter() - t0)
         cpu = (time.process_time() - c0) / n * 1e6
         mentions = db.execute("select count(*) from mentions").fetchone()[0]

@@ -11,6 +11,7 @@ import fcntl
 import os
 import pickle
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -222,12 +223,31 @@ def build_tagger(model: ModelConfig, entities):
         raise ModelError(str(e))
 
 
+class StageClock:
+    """Seconds spent per stage of tagging, for benchmarks: where the process that holds
+    the model waits, and how busy the writer thread is. Adding to it costs a clock read."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())
+
+
 def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progress: bool = False,
-        workers: int | None = None) -> int:
+        workers: int | None = None, clock: StageClock | None = None) -> int:
     """Tag every post not yet tagged by the current model for its current text and
     watchlist. Returns how many posts were tagged. ``progress``: a progress bar on
     stderr (for terminals; cron gets only the summary line). ``workers`` (default: the
-    config's [model] workers): processes for the work around the model."""
+    config's [model] workers): processes for the work around the model. ``clock``:
+    collects the seconds spent per stage (bench/throughput.py prints them)."""
+    clock = clock or StageClock()
+    t = time.perf_counter()
     tagger = tagger or load_tagger(cfg)
     wl = storage.watchlist_hash(cfg.watch)
     kept = restamp_unchanged(db, tagger, wl)  # before sync_entities drops removed entities' mentions
@@ -235,6 +255,7 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
     storage.register_model(db, tagger.describe())
     if kept:
         log(f"tag: watchlist changed; {kept} posts keep their tags (same mentions found)")
+    clock.add("prepare", t)
     workers = tag_workers(cfg.model) if workers is None else workers
     done = 0
     bar = None
@@ -245,15 +266,17 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
                                 file=sys.stderr, show_pos=True)
     batches = storage.posts_to_tag(db, tagger.model_id, wl, batch=batch)
     if workers > 1:
-        tagged = _tag_in_workers(tagger, batches, workers, wl)
+        tagged = _tag_in_workers(tagger, batches, workers, wl, clock)
     else:
         tagged = ((rows, storage.tag_rows(tagger.model_id, wl, rows, tagger.tag(
             [(r["id"], r["title"], r["text"]) for r in rows]))) for rows in batches)
     # closing: an error while saving shuts the worker pool down at once
     with bar if bar is not None else contextlib.nullcontext(), contextlib.closing(tagged), \
-            _Writer(db, tagger.model_id, threaded=workers > 1) as writer:
+            _Writer(db, tagger.model_id, threaded=workers > 1, clock=clock) as writer:
         for rows, tag_rows in tagged:
+            t = time.perf_counter()
             writer.write(tag_rows)
+            clock.add("hand rows to the writer", t)
             done += len(rows)
             if bar is not None:
                 bar.update(len(rows))
@@ -267,11 +290,12 @@ class _Writer:
     model never waits for SQLite or the disk. An error while writing is raised at the next
     batch or at the end; the batches queued before it are still written."""
 
-    def __init__(self, db, model: str, threaded: bool = False):
+    def __init__(self, db, model: str, threaded: bool = False, clock: StageClock | None = None):
         import queue
         import threading
 
         self.db, self.model, self.error = db, model, None
+        self.clock = clock or StageClock()
         self.conn = storage.writer_connection(db) if threaded else None
         if self.conn is not None:
             self.queue: queue.Queue = queue.Queue(maxsize=8)
@@ -282,10 +306,12 @@ class _Writer:
         try:
             while (rows := self.queue.get()) is not None:
                 if self.error is None:
+                    t = time.perf_counter()
                     try:
                         storage.write_tags(self.conn, self.model, rows)
                     except BaseException as e:  # raised in the main thread
                         self.error = e
+                    self.clock.add("writer thread busy", t)
         finally:
             self.conn.close()
 
@@ -423,9 +449,25 @@ _TOKENIZE = None
 _HEADS = None
 
 
-def _init_worker(planner, tokenize, heads) -> None:
+def _init_worker(state_file: str) -> None:
+    """Load the matcher, tokenizer and heads that the main process saved for the workers."""
     global _PLANNER, _TOKENIZE, _HEADS
-    _PLANNER, _TOKENIZE, _HEADS = planner, tokenize, heads
+    with open(state_file, "rb") as f:
+        _PLANNER, _TOKENIZE, _HEADS = pickle.load(f)
+
+
+def _worker_state(tagger, tokenize) -> str:
+    """Save what every worker needs to a private temporary file, whose name is all that
+    each worker's start sends. Sent as arguments, those few MB went down each new
+    process's pipe, and starting a process waited until the child had started Python
+    and read them: workers started one after another, about 0.4 s each (3.5 s for 8 on
+    the H200 machine). Now they start side by side."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="trustwatch-tag-", suffix=".pickle")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump((tagger.planner, tokenize, tagger.heads), f, pickle.HIGHEST_PROTOCOL)
+    return path
 
 
 def _plan(items):
@@ -443,7 +485,8 @@ def _finish(plans: bytes, scores, model: str, wl: str, rows: list[dict]):
     return storage.tag_rows(model, wl, rows, _PLANNER.finish(pickle.loads(plans), sent, themes))
 
 
-def _tag_in_workers(tagger, batches, workers: int, wl: str) -> Iterator[tuple[list[dict], storage.TagRows]]:
+def _tag_in_workers(tagger, batches, workers: int, wl: str,
+                    clock: StageClock | None = None) -> Iterator[tuple[list[dict], storage.TagRows]]:
     """(rows, tag rows to store) in order, as tagging in this process would give them,
     with everything but the model's forward pass in worker processes: chunks, mentions
     and contexts, and tokenizing, a few batches ahead; verdicts and the rows to store
@@ -466,35 +509,56 @@ def _tag_in_workers(tagger, batches, workers: int, wl: str) -> Iterator[tuple[li
     finishing: deque = deque()  # (rows, future of tag rows)
     rest = iter(batches)
     more = True
+    clock = clock or StageClock()
+    first = True
+    state = None
     try:
+        t = time.perf_counter()
+        state = _worker_state(tagger, tokenize)
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(tagger.planner, tokenize, tagger.heads))
+                                   initializer=_init_worker, initargs=(state,))
         while True:
             while more and len(planned) < depth:
+                t = time.perf_counter()
                 rows = next(rest, None)
+                t = clock.add("read posts", t)
                 if rows is None:
                     more = False
                 else:
                     planned.append((rows, pool.submit(_plan, [(r["id"], r["title"], r["text"]) for r in rows])))
+                    clock.add("send posts to workers", t)
             current = None
             if planned:
                 rows, future = planned.popleft()
+                t = time.perf_counter()
                 prepared, plans = future.result()
+                # The first wait includes starting the workers.
+                t = clock.add("start workers, first plans" if first else "wait for plans", t)
+                first = False
                 current = (rows, plans, tagger.start(prepared) if tokenize is not None else tagger.score(prepared))
+                clock.add("queue forward passes", t)
             if scoring is not None:
                 rows, plans, pending = scoring
+                t = time.perf_counter()
                 scores = pending.result() if tokenize is not None else pending  # embeddings, or (sent, themes)
+                t = clock.add("wait for the model", t)
                 slim = [{"id": r["id"], "content_hash": r["content_hash"]} for r in rows]
                 finishing.append((rows, pool.submit(_finish, plans, scores, tagger.model_id, wl, slim)))
+                clock.add("send scores to workers", t)
             scoring = current
             while finishing and (finishing[0][1].done() or not (planned or scoring) or len(finishing) > depth):
                 rows, future = finishing.popleft()
-                yield rows, future.result()
+                t = time.perf_counter()
+                done = future.result()
+                clock.add("wait for tag rows", t)
+                yield rows, done
             if not (more or planned or scoring or finishing):
                 return
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if state is not None:
+            os.unlink(state)
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
