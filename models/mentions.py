@@ -119,6 +119,9 @@ def _common_words() -> frozenset[str]:
     return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha())
 
 
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060\ufeff]")
+
+
 def _fold(text: str) -> str:
     """Case-folded for the quick word test before a case-insensitive pattern runs. A
     regex under IGNORECASE also takes dotted capital I and dotless i for i, which
@@ -214,6 +217,20 @@ class MentionMatcher:
         return low in (token, token + "s") or (w[0].isupper() and self._close(low, token))
 
     def find(self, text: str) -> list[Match]:
+        """Every watched entity in the text, longest first where they overlap; offsets are
+        the text's own. Invisible characters (zero-width spaces and joiners, soft hyphens,
+        byte-order marks: left by copying from web pages and in emoji sequences) do not
+        stop a name from matching."""
+        if _INVISIBLE.search(text) is None:
+            return self._find(text)
+        keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
+        found = []
+        for m in self._find("".join(text[i] for i in keep)):
+            start, end = keep[m.start], keep[m.end - 1] + 1
+            found.append(Match(start, end, m.entity, text[start:end]))
+        return found
+
+    def _find(self, text: str) -> list[Match]:
         candidates: list[Match] = []
         low = _fold(text)
         present = {key for key in self._needles if key[0] in (low if key[1] else text)}

@@ -97,3 +97,19 @@ def test_every_word_of_a_name_is_found_under_turkish_dotted_and_dotless_i():
     m = MentionMatcher([Entity(id="izmir", kind="site", name="Clinic Izmir")], fuzzy=False)
     found = m.find("We went to CLINIC İZMIR, then to clinic ızmir.")
     assert [x.surface for x in found] == ["CLINIC İZMIR", "clinic ızmir"]
+
+
+def test_invisible_characters_do_not_hide_a_name_and_offsets_stay_the_texts():
+    zw = "\u200b"
+    texts = {
+        f"Lake{zw}shore called back": ("lakeshore", f"Lake{zw}shore"),
+        "\ufeffLakeshore's nurses": ("lakeshore", "Lakeshore's"),
+        "Lake\u00adshore CRI again": ("lakeshore", "Lake\u00adshore CRI"),
+        "👨\u200d👩\u200d👧 we met Calloway\u200b Therapeutics today": ("calloway", "Calloway\u200b Therapeutics"),
+        f"NCT0991{zw}2345 enrolled": ("calm-als", f"NCT0991{zw}2345"),
+    }
+    for text, expected in texts.items():
+        assert found(text) == [expected], text
+    text = "\u200d ALS Hope and Lakeshore"
+    assert [(m.start, m.end) for m in M.find(text)] == [(2, 10), (15, 24)]
+    assert found("ALS Hope\u200bful news") == [("als", "ALS")]  # still not inside another word
