@@ -3,8 +3,11 @@ search), then every post of each topic that changed since the last run, long top
 included (``/t/{id}/posts.json`` in batches of post ids). Cooked HTML becomes text.
 
 Incremental by topic activity: the state keeps, per topic, the highest post number
-stored; listing pages are walked newest-activity first until topics are older than the
-last run's high-water mark (minus an overlap, so late posts are caught)."""
+stored and that post's id; listing pages are walked newest-activity first until topics
+are older than the last run's high-water mark (minus an overlap, so late posts are
+caught). A bumped topic costs its page and the posts after the last one stored (its
+post stream is in post order), not every post again; a new reply to a post stored in an
+earlier run finds its parent's id with one ``/posts/by_number`` request."""
 
 from __future__ import annotations
 
@@ -100,6 +103,7 @@ class DiscourseCollector(Collector):
 
     def fetch(self, state: dict[str, Any]) -> Iterator[dict]:
         seen: dict[str, int] = state.setdefault("topics", {})
+        last_ids: dict[str, int] = state.setdefault("topic_last_ids", {})
         mark = parse_time(state.get("high_water"))
         try:
             since = mark - OVERLAP if mark else None
@@ -121,20 +125,31 @@ class DiscourseCollector(Collector):
             posts = self._posts(topic)
             have = {_id(p.get("id")) for p in posts}
             order = stream.get("stream") if isinstance(stream.get("stream"), list) else []
+            anchor = last_ids.get(tid)
+            if anchor is not None and anchor in order:  # stored up to it: only what follows is new
+                order = order[order.index(anchor) + 1:]
             missing = [pid for pid in order if _id(pid) and pid not in have]
             for b in range(0, len(missing), POSTS_PER_REQUEST):
                 ids = "&".join(f"post_ids[]={pid}" for pid in missing[b : b + POSTS_PER_REQUEST])
                 posts += self._posts(self._json(f"/t/{tid}/posts.json?{ids}") or {})
             numbers = {_id(p.get("post_number")): _id(p.get("id")) for p in posts}
             numbers.pop(None, None)
-            first = numbers.get(1)
             done = seen.get(tid, 0)
+            # New replies to posts stored in earlier runs (not fetched again): their ids.
+            parents = {_id(p.get("reply_to_post_number")) for p in posts if (_id(p.get("post_number")) or 0) > done}
+            for n in sorted(parents - numbers.keys() - {None}):
+                parent = self._json(f"/posts/by_number/{tid}/{n}.json")
+                if isinstance(parent, dict) and _id(parent.get("id")) is not None:
+                    numbers[n] = _id(parent["id"])
+            first = numbers.get(1)
             for p in sorted(posts, key=lambda p: _id(p.get("post_number")) or 0):
                 number = _id(p.get("post_number"))
                 if number is not None and number <= done:
                     continue
                 yield {"post": p, "topic": topic, "first_id": first, "numbers": numbers}  # no number: a BadItem
             seen[tid] = max([done, *numbers])
+            if numbers and max(numbers) >= done:
+                last_ids[tid] = numbers[max(numbers)]
             bumped = parse_time(t.get("bumped_at") or t.get("last_posted_at"))
             if bumped and (newest is None or bumped > newest):
                 newest = bumped

@@ -49,6 +49,11 @@ class FakeForum:
             return httpx.Response(200, json={
                 "id": int(m.group(1)), "title": t["title"], "slug": t["slug"], "category_id": t["category_id"],
                 "post_stream": {"posts": t["posts"][:20], "stream": [p["id"] for p in t["posts"]]}})
+        m = re.fullmatch(r"/posts/by_number/(\d+)/(\d+)\.json", url.path)
+        if m:
+            t = self.topics.get(int(m.group(1)))
+            post = next((p for p in (t or {}).get("posts", []) if p["post_number"] == int(m.group(2))), None)
+            return httpx.Response(200, json=post) if post else httpx.Response(404)
         m = re.fullmatch(r"/t/(\d+)/posts\.json", url.path)
         if m:
             ids = {int(i) for i in q["post_ids[]"]}

@@ -40,6 +40,42 @@ def test_second_run_takes_only_new_posts_of_bumped_topics():
     assert [p.id for p in posts] == ["discourse:forum.example.org:12003"]
 
 
+def test_a_bumped_long_topic_costs_only_its_new_posts_and_keeps_their_threading():
+    forum = FakeForum()
+    state = {}
+    collect(forum, state)
+    state = json.loads(json.dumps(state))
+    forum.topics[11]["posts"] += [
+        {"id": 11026, "post_number": 26, "username": "fict_late", "created_at": "2026-05-04T00:00:00Z",
+         "cooked": "<p>answering post 22</p>", "reply_to_post_number": 22},
+        {"id": 11027, "post_number": 27, "username": "fict_late2", "created_at": "2026-05-04T01:00:00Z",
+         "cooked": "<p>and to the new one</p>", "reply_to_post_number": 26},
+    ]
+    forum.topics[11]["bumped_at"] = "2026-05-04T01:00:00Z"
+    forum.requests.clear()
+    _, posts = collect(forum, state)
+    key = "discourse:forum.example.org:"
+    assert [(p.id, p.parent_id) for p in posts] == [(key + "11026", key + "11022"), (key + "11027", key + "11026")]
+    fetched = [r for r in forum.requests if r.startswith("/t/11/posts.json")]
+    assert fetched == ["/t/11/posts.json?post_ids[]=11026&post_ids[]=11027"]  # not posts 21-25 again
+    assert "/posts/by_number/11/22.json" in forum.requests
+    assert state["topic_last_ids"]["11"] == 11027
+
+
+def test_a_state_from_before_the_post_anchors_still_takes_only_new_posts():
+    forum = FakeForum()
+    state = {}
+    collect(forum, state)
+    state = json.loads(json.dumps(state))
+    del state["topic_last_ids"]  # written by an older trustwatch
+    forum.topics[11]["posts"].append({"id": 11026, "post_number": 26, "username": "fict_late",
+                                      "created_at": "2026-05-04T00:00:00Z", "cooked": "<p>late</p>"})
+    forum.topics[11]["bumped_at"] = "2026-05-04T00:00:00Z"
+    _, posts = collect(forum, state)
+    assert [p.id for p in posts] == ["discourse:forum.example.org:11026"]
+    assert state["topic_last_ids"]["11"] == 11026
+
+
 def test_not_a_discourse_forum_fails_the_source():
     import pytest
 
