@@ -125,8 +125,10 @@ class DiscourseCollector(Collector):
             posts = self._posts(topic)
             have = {_id(p.get("id")) for p in posts}
             order = stream.get("stream") if isinstance(stream.get("stream"), list) else []
+            newest_id = next((_id(pid) for pid in reversed(order) if _id(pid)), None)
             anchor = last_ids.get(tid)
-            if anchor is not None and anchor in order:  # stored up to it: only what follows is new
+            trimmed = anchor is not None and anchor in order
+            if trimmed:  # stored up to it: only what follows is new
                 order = order[order.index(anchor) + 1:]
             missing = [pid for pid in order if _id(pid) and pid not in have]
             for b in range(0, len(missing), POSTS_PER_REQUEST):
@@ -135,10 +137,12 @@ class DiscourseCollector(Collector):
             numbers = {_id(p.get("post_number")): _id(p.get("id")) for p in posts}
             numbers.pop(None, None)
             done = seen.get(tid, 0)
-            # New replies to posts stored in earlier runs (not fetched again): their ids.
+            # New replies to posts stored in earlier runs and not fetched again: their ids.
+            # (Without the trim every visible post was fetched: a parent missing then is
+            # deleted or hidden.) A parent hidden from visitors answers 403: no parent.
             parents = {_id(p.get("reply_to_post_number")) for p in posts if (_id(p.get("post_number")) or 0) > done}
-            for n in sorted(parents - numbers.keys() - {None}):
-                parent = self._json(f"/posts/by_number/{tid}/{n}.json")
+            for n in sorted(n for n in parents - numbers.keys() if trimmed and n is not None and n <= done):
+                parent = self._json(f"/posts/by_number/{tid}/{n}.json", gone=(403, 404, 410))
                 if isinstance(parent, dict) and _id(parent.get("id")) is not None:
                     numbers[n] = _id(parent["id"])
             first = numbers.get(1)
@@ -148,8 +152,8 @@ class DiscourseCollector(Collector):
                     continue
                 yield {"post": p, "topic": topic, "first_id": first, "numbers": numbers}  # no number: a BadItem
             seen[tid] = max([done, *numbers])
-            if numbers and max(numbers) >= done:
-                last_ids[tid] = numbers[max(numbers)]
+            if newest_id is not None:  # every post up to the stream's last is stored or seen
+                last_ids[tid] = newest_id
             bumped = parse_time(t.get("bumped_at") or t.get("last_posted_at"))
             if bumped and (newest is None or bumped > newest):
                 newest = bumped

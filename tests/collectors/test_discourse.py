@@ -62,6 +62,29 @@ def test_a_bumped_long_topic_costs_only_its_new_posts_and_keeps_their_threading(
     assert state["topic_last_ids"]["11"] == 11027
 
 
+def test_a_deleted_anchor_costs_one_full_fetch_and_a_hidden_parent_is_no_failure():
+    forum = FakeForum()
+    state = {}
+    collect(forum, state)
+    state = json.loads(json.dumps(state))
+    forum.topics[11]["posts"].pop()  # the last stored post (#25) is deleted: gone from the stream
+    forum.topics[11]["bumped_at"] = "2026-05-04T00:00:00Z"
+    _, posts = collect(forum, state)
+    assert posts == [] and state["topic_last_ids"]["11"] == 11024
+    # The next reply answers a post hidden from visitors since (a 403 for its number).
+    forum.topics[11]["posts"].append({"id": 11026, "post_number": 26, "username": "fict_late",
+                                      "created_at": "2026-05-05T00:00:00Z", "cooked": "<p>re</p>",
+                                      "reply_to_post_number": 23})
+    forum.topics[11]["bumped_at"] = "2026-05-05T00:00:00Z"
+    hidden = forum.handler
+    forum.handler = lambda r: httpx.Response(403) if "/posts/by_number/" in str(r.url) else hidden(r)
+    forum.requests.clear()
+    _, posts = collect(forum, state)
+    assert forum.requests.count("/t/11/posts.json?post_ids[]=11026") == 1  # only the new post
+    thread = "discourse:forum.example.org:11001"
+    assert [(p.id, p.parent_id) for p in posts] == [("discourse:forum.example.org:11026", thread)]
+
+
 def test_a_state_from_before_the_post_anchors_still_takes_only_new_posts():
     forum = FakeForum()
     state = {}
