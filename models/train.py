@@ -337,6 +337,17 @@ def train_frozen(items: list[Item], seed: int, log=print) -> Heads:
     return Heads(sW, sb, tW, tb, meta={})
 
 
+RECIPE = ("method", "seed", "epochs", "lr", "rank", "drugs_weight", "theme_weight")
+
+
+def take_recipe(args: argparse.Namespace, meta: dict) -> None:
+    """Set the training options to those a heads file's metadata records (--refit)."""
+    for key in RECIPE:
+        if meta.get(key) is not None:
+            setattr(args, key, meta[key])
+    args.parts = (meta.get("trained_on") or {}).get("forum_parts", args.parts)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", choices=("lora", "frozen"), default="lora")
@@ -365,6 +376,16 @@ def main(argv=None) -> None:
         ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")
     if args.rank < 1 or args.drugs_weight < 1 or args.theme_weight <= 0:
         ap.error("--rank and --drugs-weight must be at least 1, --theme-weight above 0")
+    refit = None
+    if args.refit:
+        # The recipe the file was trained with: the head is refit on the same data, and
+        # the file goes on saying how it was made.
+        try:
+            refit = Heads.load(args.refit)
+        except Exception as e:
+            ap.error(f"--refit: cannot read {args.refit}: {e}")
+        take_recipe(args, refit.meta)
+    trained_device = refit.meta.get("device", "cpu") if refit is not None else args.device
 
     import torch
 
@@ -378,12 +399,11 @@ def main(argv=None) -> None:
         info["rated_snippets_per_epoch"] = min(args.rated, len(rated))
     print(f"training on {len(items)} examples: {info}")
     t0 = time.time()
-    if args.refit:
-        heads = Heads.load(args.refit)
+    if refit is not None:
+        heads = refit
         heads.meta.pop("version", None)
         heads.meta.pop("metrics", None)
         heads = refit_sentiment(heads, items, args.seed, drugs_weight=args.drugs_weight, device=args.device)
-        args.epochs, args.lr = heads.meta.get("epochs", args.epochs), heads.meta.get("lr", args.lr)
         t0 -= heads.meta.get("train_seconds", 0)
     elif args.method == "lora":
         heads = train_lora(items, args.seed, args.epochs, args.lr, rated=rated, rated_per_epoch=args.rated,
@@ -402,9 +422,9 @@ def main(argv=None) -> None:
         "epochs": args.epochs,
         "lr": args.lr,
         "rank": args.rank if args.method == "lora" else None,
-        "drugs_weight": args.drugs_weight,
-        "theme_weight": args.theme_weight,
-        "device": args.device,
+        "drugs_weight": args.drugs_weight if args.method == "lora" else None,
+        "theme_weight": args.theme_weight if args.method == "lora" else None,
+        "device": trained_device,
         "train_seconds": round(time.time() - t0),
         "trained_at": dt.date.today().isoformat(),
     })

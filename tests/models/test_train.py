@@ -91,3 +91,18 @@ def test_training_options_are_checked(capsys):
             main(bad)
         assert exit.value.code == 2
     assert "--rank and --drugs-weight must be at least 1" in capsys.readouterr().err
+
+
+def test_a_refit_takes_the_recipe_the_file_was_trained_with():
+    import argparse
+
+    from models.train import take_recipe
+
+    args = argparse.Namespace(method="lora", seed=13, epochs=10, lr=1e-3, rank=8, drugs_weight=1, theme_weight=1.0,
+                              parts="abcdefg")
+    take_recipe(args, {"rank": 4, "drugs_weight": 3, "theme_weight": 2.0, "epochs": 15, "seed": 7,
+                       "trained_on": {"forum_parts": "abcdefgh"}})
+    assert (args.rank, args.drugs_weight, args.theme_weight, args.epochs, args.seed, args.parts) == (
+        4, 3, 2.0, 15, 7, "abcdefgh")
+    take_recipe(args, {"rank": None})  # a file from before these options: nothing changes
+    assert args.rank == 4 and args.lr == 1e-3
