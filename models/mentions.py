@@ -119,6 +119,9 @@ def _common_words() -> frozenset[str]:
     return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha())
 
 
+# Invisible characters that join or sit inside words (soft hyphen, zero-width joiners, word
+# joiner, byte-order mark), and with them the zero-width space, which may also break words.
+_JOINERS = re.compile("[\u00ad\u180e\u200c\u200d\u2060\ufeff]")
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200d\u2060\ufeff]")
 
 
@@ -220,17 +223,36 @@ class MentionMatcher:
         """Every watched entity in the text, longest first where they overlap; offsets are
         the text's own. Invisible characters (zero-width spaces and joiners, soft hyphens,
         byte-order marks: left by copying from web pages and in emoji sequences) do not
-        stop a name from matching."""
+        stop a name from matching: names are looked for in the text without them. A
+        zero-width space may also be the only break between words, so names are also
+        looked for with it read as a space."""
         if _INVISIBLE.search(text) is None:
-            return self._find(text)
-        keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
+            candidates = self._candidates(text)
+        else:
+            candidates = self._without(text, text, _INVISIBLE)
+            if "\u200b" in text:  # or a word break: also read as a space
+                candidates += self._without(text.replace("\u200b", " "), text, _JOINERS)
+        # Longest first, then leftmost; keep those that do not overlap a kept one.
+        candidates.sort(key=lambda m: (-(m.end - m.start), m.start))
+        kept: list[Match] = []
+        for c in candidates:
+            if all(c.end <= k.start or c.start >= k.end for k in kept):
+                kept.append(c)
+        return sorted(kept)
+
+    def _without(self, view: str, text: str, drop: re.Pattern[str]) -> list[Match]:
+        """Candidates in ``view`` (the text, or the text with characters changed in place)
+        with the characters ``drop`` matches taken out, at the text's own offsets."""
+        removed = [m.start() for m in drop.finditer(view)]
+        at = [pos - k for k, pos in enumerate(removed)]  # where each sat in the shorter text
         found = []
-        for m in self._find("".join(text[i] for i in keep)):
-            start, end = keep[m.start], keep[m.end - 1] + 1
+        for m in self._candidates(drop.sub("", view)):
+            start = m.start + bisect.bisect_right(at, m.start)
+            end = m.end - 1 + bisect.bisect_right(at, m.end - 1) + 1
             found.append(Match(start, end, m.entity, text[start:end]))
         return found
 
-    def _find(self, text: str) -> list[Match]:
+    def _candidates(self, text: str) -> list[Match]:
         candidates: list[Match] = []
         low = _fold(text)
         present = {key for key in self._needles if key[0] in (low if key[1] else text)}
@@ -241,13 +263,7 @@ class MentionMatcher:
                 candidates.append(Match(m.start(), m.end(), entity, m.group(0)))
         if self._fuzzy:
             candidates += self._fuzzy_matches(text)
-        # Longest first, then leftmost; keep those that do not overlap a kept one.
-        candidates.sort(key=lambda m: (-(m.end - m.start), m.start))
-        kept: list[Match] = []
-        for c in candidates:
-            if all(c.end <= k.start or c.start >= k.end for k in kept):
-                kept.append(c)
-        return sorted(kept)
+        return candidates
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")

@@ -107,9 +107,12 @@ def test_invisible_characters_do_not_hide_a_name_and_offsets_stay_the_texts():
         "Lake\u00adshore CRI again": ("lakeshore", "Lake\u00adshore CRI"),
         "👨\u200d👩\u200d👧 we met Calloway\u200b Therapeutics today": ("calloway", "Calloway\u200b Therapeutics"),
         f"NCT0991{zw}2345 enrolled": ("calm-als", f"NCT0991{zw}2345"),
+        # a zero-width space can be the only word break (copied line breaks, Thai text)
+        f"Lakeshore{zw}clinic was ok": ("lakeshore", "Lakeshore"),
+        f"\u0e01{zw}Lakeshore{zw}\u0e01": ("lakeshore", "Lakeshore"),
     }
     for text, expected in texts.items():
         assert found(text) == [expected], text
     text = "\u200d ALS Hope and Lakeshore"
     assert [(m.start, m.end) for m in M.find(text)] == [(2, 10), (15, 24)]
-    assert found("ALS Hope\u200bful news") == [("als", "ALS")]  # still not inside another word
+    assert found("ALS Hope\u00adful news") == [("als", "ALS")]  # a soft hyphen is inside a word
