@@ -79,10 +79,18 @@ def pad_batches(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int = 0, 
     instead of hundreds means few kernel and memory-block shapes to set up."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     budget, most = batch_size * TOKENS_PER_SLOT, batch_size * 4
+
+    def padded(n: int) -> int:
+        n = max(1, n)
+        if multiple > 1:
+            rounded = -(-n // multiple) * multiple
+            n = rounded if limit is None or rounded <= limit else n
+        return n
+
     groups: list[list[int]] = []
     batch: list[int] = []
     for i in order:  # ascending: the newest text is the longest in its batch
-        if batch and ((len(batch) + 1) * len(ids[i]) > budget or len(batch) >= most):
+        if batch and ((len(batch) + 1) * padded(len(ids[i])) > budget or len(batch) >= most):
             groups.append(batch)
             batch = []
         batch.append(i)
@@ -90,10 +98,7 @@ def pad_batches(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int = 0, 
         groups.append(batch)
     items = []
     for g in groups:
-        width = max(1, len(ids[g[-1]]))
-        if multiple > 1:
-            rounded = -(-width // multiple) * multiple
-            width = rounded if limit is None or rounded <= limit else width
+        width = padded(len(ids[g[-1]]))
         tokens = np.full((len(g), width), pad_id, dtype=np.int32)
         for row, i in enumerate(g):
             tokens[row, : len(ids[i])] = ids[i]

@@ -465,8 +465,12 @@ def _worker_state(tagger, tokenize) -> str:
     import tempfile
 
     fd, path = tempfile.mkstemp(prefix="trustwatch-tag-", suffix=".pickle")
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump((tagger.planner, tokenize, tagger.heads), f, pickle.HIGHEST_PROTOCOL)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump((tagger.planner, tokenize, tagger.heads), f, pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        os.unlink(path)
+        raise
     return path
 
 
@@ -513,7 +517,6 @@ def _tag_in_workers(tagger, batches, workers: int, wl: str,
     first = True
     state = None
     try:
-        t = time.perf_counter()
         state = _worker_state(tagger, tokenize)
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(state,))
@@ -555,15 +558,18 @@ def _tag_in_workers(tagger, batches, workers: int, wl: str,
             if not (more or planned or scoring or finishing):
                 return
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if state is not None:
-            os.unlink(state)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if state is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(state)
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def current_model(db) -> str | None:

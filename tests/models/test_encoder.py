@@ -41,6 +41,12 @@ def test_widths_padded_to_a_multiple_give_the_same_vectors(tiny_encoder_dir):
     padded = Tokenize(enc.tokenizer, 256, 2, multiple=8)(texts)
     widths = [tokens.shape[1] for _, tokens, _ in padded.items]
     assert all(w % 8 == 0 for w in widths)
+    assert all(len(idx) == 1 or tokens.size <= 2 * TOKENS_PER_SLOT for idx, tokens, _ in padded.items)
+    from models.encoder import pad_batches
+
+    # the budget holds for the padded widths: 33 tokens pad to 40, so 51 rows, not 62
+    many = pad_batches([[5] * 33] * 62, 16, multiple=8)
+    assert [tokens.shape for _, tokens, _ in many.items] == [(51, 40), (11, 40)]
     assert max(widths) <= 256 and any(w != e.shape[1] for w, (_, e, _) in zip(widths, exact.items))
     assert [tokens.shape[1] for _, tokens, _ in Tokenize(enc.tokenizer, 250, 2, multiple=8)(texts).items][-1] == 250
     assert np.allclose(enc.start(exact).result(), enc.start(padded).result(), atol=1e-5)
