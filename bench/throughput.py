@@ -89,6 +89,7 @@ def measure(posts: int = 300, batch: int = 16, rounds: int = 5, source: str | No
     texts = [full_text(p.title, p.text) for p in posts]
     lengths = sorted(tagger.encoder.token_lengths(texts))
     tagger.encoder.encode(texts[: 2000 if device.startswith("cuda") else 32], batch_size=batch)  # warm up
+    tagger.encoder.warm_up(batch, MODEL_LIMIT)  # on a GPU: every batch shape once (tag does this too)
 
     raws, cuts, tags, forwards = [], [], [], []
     more: dict[int, list[float]] = {}

@@ -277,6 +277,12 @@ class Tagger:
         make = getattr(self.encoder, "tokenizer_for", None)
         return make(self.batch_size) if make is not None else None
 
+    def warm_up(self) -> int:
+        """Run the encoder once at each batch shape it will see (on a GPU; see
+        ``Encoder.warm_up``). Returns the shapes run."""
+        warm = getattr(self.encoder, "warm_up", None)
+        return warm(self.batch_size) if warm is not None and self.tokenizer() is not None else 0
+
     def start(self, batches):
         """The encoder's part of :meth:`score` for tokenized texts, queued (on a GPU it
         returns at once): ``.result()`` gives the embeddings, for ``self.heads``."""

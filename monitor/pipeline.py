@@ -530,6 +530,12 @@ def _tag_in_workers(tagger, batches, workers: int, wl: str,
                 else:
                     planned.append((rows, pool.submit(_plan, [(r["id"], r["title"], r["text"]) for r in rows])))
                     clock.add("send posts to workers", t)
+            if first and planned and tokenize is not None:
+                # While the workers start on the first batches: the encoder's first pass at
+                # each batch shape (on a GPU; nothing elsewhere).
+                t = time.perf_counter()
+                tagger.warm_up()
+                clock.add("warm up the model", t)
             current = None
             if planned:
                 rows, future = planned.popleft()

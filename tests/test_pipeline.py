@@ -261,7 +261,7 @@ def test_tagging_in_worker_processes_gives_the_same_tags(tmp_path, tiny_tagger, 
         assert pipeline.tag(cfg, db, log=QUIET, tagger=tiny_tagger, batch=16, workers=workers, clock=clock) == 150
         if workers > 1:  # where the time went, for bench/throughput.py
             assert {"start workers, first plans", "wait for plans", "queue forward passes",
-                    "writer thread busy"} <= clock.seconds.keys()
+                    "warm up the model", "writer thread busy"} <= clock.seconds.keys()
             assert all(v >= 0 for v in clock.seconds.values())
             assert "writer thread busy" in str(clock)
         assert list(state_dir.iterdir()) == []

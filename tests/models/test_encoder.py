@@ -52,6 +52,15 @@ def test_widths_padded_to_a_multiple_give_the_same_vectors(tiny_encoder_dir):
     assert np.allclose(enc.start(exact).result(), enc.start(padded).result(), atol=1e-5)
 
 
+def test_warm_up_runs_every_padded_batch_shape_on_a_gpu_only(tiny_encoder_dir, tiny_tagger):
+    enc = Encoder(tiny_encoder_dir)
+    assert enc.warm_up(16) == 0 and tiny_tagger.warm_up() == 0  # a CPU needs none
+    shapes = enc.warm_shapes(16)
+    assert shapes[0] == (64, 8) and shapes[-1] == (8, 256) and len(shapes) == 32
+    assert all(rows * width <= 16 * TOKENS_PER_SLOT for rows, width in shapes)
+    assert enc.warm_up(16, max_length=64, force=True) == 8  # the forward passes themselves run
+
+
 def test_nothing_to_encode_gives_an_empty_array(tiny_encoder_dir):
     enc = Encoder(tiny_encoder_dir)
     assert enc.encode([]).shape == (0, enc.dim)
