@@ -25,9 +25,10 @@ _CHANNEL = re.compile(r"<#\d+>")
 
 
 def _snowflake(value: Any) -> str | None:
-    """A Discord id (decimal digits in a string); None for anything else: '²' is a digit
-    to str.isdigit() and not to int()."""
-    return value if isinstance(value, str) and value.isascii() and value.isdigit() else None
+    """A Discord id (decimal digits in a string, 64 bits: at most 20 digits); None for
+    anything else: '²' is a digit to str.isdigit() and not to int(), and a 5,000-digit
+    "id" would not fit a URL (nor, past 4,300 digits, int())."""
+    return value if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20 else None
 
 
 def mask_discord(text: str) -> str:
@@ -88,7 +89,9 @@ class DiscordCollector(Collector):
             meta = last.get("thread_metadata")
             before = ((meta.get("archive_timestamp") if isinstance(meta, dict) else None) if kind == "public"
                       else last["id"])
-            if not before:
+            # the next page's URL carries it: a time (public threads) or a snowflake, nothing else
+            if not before or (kind == "public" and (not isinstance(before, str) or len(before) > 64
+                                                    or parse_time(before) is None)):
                 break
         return out
 

@@ -110,13 +110,18 @@ class MastodonCollector(Collector):
                 yield post_id, html_to_text(str_or_none(data.get("content")) or "")
 
 
+# Mastodon's ids are about 18 digits, other servers' (Pleroma, GoToSocial) under 30
+# characters; the next page's URL carries the id, and a URL has a length limit.
+MAX_ID_CHARS = 100
+
+
 def _status_id(status: Any) -> str | None:
     """A status's id (a string, numeric on Mastodon itself); None where the status is not
-    an object or its id is missing, empty or of another type."""
+    an object or its id is missing, empty, of another type or far too long to be one."""
     sid = status.get("id") if isinstance(status, dict) else None
     if type(sid) is int:
         sid = str(sid)
-    return sid if isinstance(sid, str) and sid else None
+    return sid if isinstance(sid, str) and 0 < len(sid) <= MAX_ID_CHARS else None
 
 
 def _id_key(sid: str) -> tuple[int, str]:

@@ -382,6 +382,19 @@ def test_mastodon_pages_on_from_an_id_that_is_not_url_safe():
     assert len(collect_like_the_pipeline(c)) == 1 and asked == [None, ["a&b\x1f"]]
 
 
+def test_a_mastodon_status_with_an_absurdly_long_id_is_a_bad_item():
+    """Found by the property test above: a 5,000-character id went into the next page's
+    URL, and httpx refused it ("URL too long") with a traceback."""
+    def handler(request):
+        if request.url.path == "/robots.txt":
+            return httpx.Response(404)
+        return json_response([] if "max_id" in request.url.query.decode() else
+                             [mastodon_status(9), {**mastodon_status(8), "id": "7" * 5000}])
+
+    c = MastodonCollector("fedi", "https://mastodon.example", ["ALS"], quiet_client(handler))
+    assert len(collect_like_the_pipeline(c)) == 1 and c.counts["bad_items"] == 1
+
+
 @pytest.fixture(scope="module")
 def discord_token():
     with pytest.MonkeyPatch.context() as mp:

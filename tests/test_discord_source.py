@@ -189,3 +189,12 @@ def test_private_archived_threads_without_access_are_noted_not_fatal(tmp_path, t
     report = pipeline.run(cfg, log=notes.append, tagger=tiny_tagger)
     assert not report.failed and report.new == 153
     assert any("no access to its private archived threads" in n for n in notes)
+
+
+def test_only_discord_shaped_ids_and_times_go_into_a_next_page_url():
+    """A server's text goes into the next page's URL: a 5,000-digit "id" was an
+    httpx.InvalidURL (URL too long) and, past 4,300 digits, a ValueError from int()."""
+    from collectors.discord import _snowflake
+
+    assert _snowflake("1234567890123456789") == "1234567890123456789"
+    assert _snowflake("7" * 5000) is None and _snowflake("7" * 21) is None and _snowflake("²") is None
