@@ -18,6 +18,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+# .ci/run: the property tests draw the same examples every run. Loaded here, before the test
+# modules build their settings on top of it.
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("TRUSTWATCH_HYPOTHESIS_PROFILE"):
+        _hypothesis_settings.load_profile(os.environ["TRUSTWATCH_HYPOTHESIS_PROFILE"])
+except ImportError:  # hypothesis is a test extra
+    pass
+
 
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory) -> Path:
