@@ -431,6 +431,27 @@ def test_discord_page_with_broken_messages_keeps_the_good_ones(discord_token, da
     assert len(posts) + c.counts["bad_items"] + c.counts["bots"] + c.counts["system"] == len(page)
 
 
+def test_discord_archived_threads_page_only_by_a_time(discord_token):
+    """The next page of archived threads carries the last thread's archive time: a value
+    that is not a time (here 5,000 characters, too long for a URL) ends the paging."""
+    asked = []
+
+    def handler(request):
+        path = request.url.path.removeprefix("/api/v10")
+        if path == "/channels/111":
+            return json_response({"id": "111", "type": 0, "name": "trial-talk", "guild_id": "9"})
+        if path == "/channels/111/threads/archived/public":
+            asked.append(request.url.query.decode())
+            return json_response({"threads": [{"id": "222", "name": "old", "thread_metadata":
+                                               {"archive_timestamp": "7" * 5000}}], "has_more": True})
+        if "/threads/archived/" in path:
+            return json_response({"threads": [], "has_more": False})
+        return json_response([])
+
+    c = DiscordCollector("mg-discord", quiet_client(handler), channels=["111"], api_base="https://discord.example/api/v10")
+    assert collect_like_the_pipeline(c) == [] and asked == ["limit=100"]
+
+
 # --- times ----------------------------------------------------------------------------------
 
 def test_times_are_utc_and_zero_padded():
