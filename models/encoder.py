@@ -214,10 +214,13 @@ class Tokenize:
 
 def token_batches(tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> Iterator[tuple[list[int], dict]]:
     """(indices, {input_ids, attention_mask} tensors) of :func:`pad_batches`, for the hub
-    classifiers' forward passes."""
+    classifiers' forward passes. ``tokenizer``: a transformers tokenizer, or a
+    :class:`Tokenize` made for this batch size and length (kept by the caller: making one
+    copies the tokenizer)."""
     import torch
 
-    for idx, tokens, lengths in Tokenize(tokenizer, max_length, batch_size)(texts).items:
+    tokenize = tokenizer if isinstance(tokenizer, Tokenize) else Tokenize(tokenizer, max_length, batch_size)
+    for idx, tokens, lengths in tokenize(texts).items:
         t = torch.from_numpy(tokens).long()
         yield idx.tolist(), {"input_ids": t, "attention_mask": attention_mask(torch.from_numpy(lengths), t.shape[1])}
 

@@ -344,11 +344,20 @@ class HubSentiment(HubClassifier):
 
         out = np.zeros((len(texts), 3), dtype=np.float32)
         with torch.inference_mode():
-            for idx, enc in token_batches(self.tokenizer, texts, batch_size, self.max_length):
+            for idx, enc in token_batches(self.tokenize_for(batch_size), texts, batch_size, self.max_length):
                 enc = {k: v.to(self.device) for k, v in enc.items()}
                 probs = self.model(**enc).logits.float().softmax(-1).cpu().numpy()
                 out[idx] = probs @ self.mapping
         return out
+
+    def tokenize_for(self, batch_size: int):
+        """The tokenizing step for this batch size, made once (a copy of the tokenizer)."""
+        from .encoder import Tokenize
+
+        cache = self.__dict__.setdefault("_tokenize", {})
+        if batch_size not in cache:
+            cache[batch_size] = Tokenize(self.tokenizer, self.max_length, batch_size)
+        return cache[batch_size]
 
 
 def label_mapping(labels: list[str]) -> np.ndarray | None:

@@ -143,6 +143,10 @@ def test_hub_sentiment_model_from_config(tiny_encoder_dir, tiny_heads_path, tiny
     assert tag.scores["neutral"] == 0.0  # a two-label model never says neutral
     assert abs(tag.scores["negative"] + tag.scores["positive"] - 1) < 1e-3
     assert "tiny-sentiment" in t.model_id
+    # The tokenizing step is made once, not on every batch (making one copies the tokenizer).
+    made = t.sentiment_model._tokenize[t.batch_size]  # made by the first tag call
+    again = t.tag([("2", "", "other text"), ("3", "", "more")])
+    assert t.sentiment_model.tokenize_for(t.batch_size) is made and len(again) == 2
 
 
 def test_hub_sentiment_model_missing_is_a_clear_error(tiny_encoder_dir, tiny_heads_path, tmp_path):
