@@ -56,6 +56,7 @@ def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[tuple[list
 
 
 TOKENS_PER_SLOT = 128  # a batch holds up to batch_size x 128 positions, padding included
+GPU_WIDTH_MULTIPLE = 8  # on a GPU, batch widths are padded to a multiple of this
 
 
 @dataclass
@@ -321,17 +322,17 @@ class Encoder:
         key = (batch_size, max_length or self.max_length)
         if key not in self._tokenize:
             self._tokenize[key] = Tokenize(self.tokenizer, key[1], batch_size,
-                                           multiple=8 if self.device.type == "cuda" else 1)
+                                           multiple=GPU_WIDTH_MULTIPLE if self.device.type == "cuda" else 1)
         return self._tokenize[key]
 
     def encode(self, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None) -> np.ndarray:
         return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
 
-    def warm_shapes(self, batch_size: int, max_length: int | None = None, multiple: int = 8) -> list[tuple[int, int]]:
+    def warm_shapes(self, batch_size: int, max_length: int | None = None) -> list[tuple[int, int]]:
         """(rows, width) of a full batch at every padded width up to the length limit: the
         shapes :func:`pad_batches` makes for a GPU."""
-        budget, most = batch_size * TOKENS_PER_SLOT, batch_size * 4
-        return [(min(most, max(1, budget // w)), w) for w in range(multiple, (max_length or self.max_length) + 1, multiple)]
+        budget, most, step = batch_size * TOKENS_PER_SLOT, batch_size * 4, GPU_WIDTH_MULTIPLE
+        return [(min(most, max(1, budget // w)), w) for w in range(step, (max_length or self.max_length) + 1, step)]
 
     def warm_up(self, batch_size: int = 16, max_length: int | None = None, force: bool = False) -> int:
         """On a GPU, one forward pass at each batch shape tagging will use, so the first
