@@ -364,8 +364,6 @@ def watch_add_trial(config_path, nct_ids):
 
         trustwatch watch add-trial NCT01234567 NCT07654321
     """
-    import httpx
-
     from . import registry
     from .errors import InputError
 
@@ -373,9 +371,11 @@ def watch_add_trial(config_path, nct_ids):
     bad = [n for n in nct_ids if not registry.NCT.match(n.upper())]
     if bad:
         raise InputError(f"{bad[0]}: not a registry id like NCT01234567")
-    with httpx.Client(timeout=30, follow_redirects=True,
-                      headers={"User-Agent": "trustwatch (+https://github.com/trustwatch/trustwatch)"}) as client:
+    client = registry.registry_client(cfg.collect.contact, cfg.collect.min_interval)
+    try:
         studies = [registry.fetch_study(client, cfg.registry_url, n.upper()) for n in nct_ids]
+    finally:
+        client.client.close()
     merged, added = cfg.watch, []
     for study in studies:
         merged, new_ids = registry.merge(merged, registry.study_entities(study))

@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-
+from collectors.base import SourceFailed
+from collectors.http import PoliteClient
 from models.mentions import Entity
 
 from .errors import InputError
@@ -53,12 +53,23 @@ def short_forms(name: str) -> list[str]:
     return out
 
 
-def fetch_study(client: httpx.Client, base_url: str, nct: str) -> dict:
-    url = f"{base_url}/studies/{nct}"
+def registry_client(contact: str | None = None, min_interval: float = 1.0) -> PoliteClient:
+    """The client ``watch add-trial`` uses: trustwatch's User-Agent (with the config's
+    contact), one request per ``min_interval`` seconds, and a 429 or 5xx answer retried
+    after its Retry-After (a wait over two minutes fails instead: try again later). Fewer
+    retries than a collection run, since a person is waiting."""
+    return PoliteClient(contact=contact, min_interval=min_interval, retries=2, backoff=0.5, max_wait=120.0)
+
+
+def fetch_study(client: PoliteClient, base_url: str, nct: str) -> dict:
+    url = f"{base_url}/studies/{nct}?format=json"
     try:
-        r = client.get(url, params={"format": "json"})
-    except httpx.HTTPError as e:
-        raise InputError(f"{nct}: cannot reach the trial registry at {base_url} ({type(e).__name__})")
+        # The registry's API is published for programs to call: robots.txt rules for
+        # crawlers of its web pages are not consulted.
+        r = client.get(url, {"Accept": "application/json"}, robots=False)
+    except SourceFailed as e:
+        cause = str(e).removeprefix(f"{url}: ")
+        raise InputError(f"{nct}: cannot reach the trial registry at {base_url} ({cause})")
     if r.status_code == 404:
         raise InputError(f"{nct}: no such study in the registry")
     if r.status_code != 200:

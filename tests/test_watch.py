@@ -110,3 +110,35 @@ def test_short_forms():
     assert short_forms("Pinecrest University Hospital") == ["Pinecrest", "PUH"]
     assert "Meridian Valley" in short_forms("University of Meridian Valley")
     assert "Calloway Therapeutics" in short_forms("Calloway Therapeutics, Inc.")
+
+
+def test_registry_is_asked_politely(tmp_path):
+    """A 429 is retried after its Retry-After, with trustwatch's User-Agent and the
+    config's contact, and the registry's robots.txt is not fetched for its API."""
+    seen = []
+
+    def handle(h):
+        seen.append((h.path, h.headers.get("User-Agent", "")))
+        if sum(p.startswith("/api/v2/studies/") for p, _ in seen) == 1:
+            return 429, b"slow down", {"Retry-After": "0"}
+        return 200, json.dumps(STUDY).encode(), {"Content-Type": "application/json"}
+
+    with loopback_server(handle) as base:
+        cfg = setup(tmp_path, f"{base}/api/v2", '[collect]\ncontact = "mailto:liaison@example.org"\nmin_interval = 0\n')
+        r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert r.exit_code == 0, r.output
+    assert [p.split("?")[0] for p, _ in seen] == ["/api/v2/studies/NCT09912345"] * 2
+    assert all(ua.startswith("trustwatch/") and "mailto:liaison@example.org" in ua for _, ua in seen)
+    assert "calm-als" in {e.id for e in load_config(cfg).watch}
+
+
+def test_registry_that_keeps_failing_is_one_line_and_writes_nothing(tmp_path):
+    def handle(h):
+        return 503, b"maintenance", {"Retry-After": "0"}
+
+    with loopback_server(handle) as base:
+        cfg = setup(tmp_path, f"{base}/api/v2", '[collect]\nmin_interval = 0\n')
+        r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    assert "NCT09912345: cannot reach the trial registry" in r.output and "HTTP 503 after 3 tries" in r.output
+    assert not (tmp_path / "watchlist.toml").exists()
