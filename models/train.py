@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class Item:
     sentiment: int  # -100: no sentiment class (a rated snippet)
     themes: list[int]
     score: float | None = None  # a human rating scaled to -1..1 (auxiliary target)
-    source: str = "forum"  # drugs | forum | mention | rated
+    source: str = "forum"  # drugs | review | forum | mention | rated
 
 
 def rated_items(seed: int) -> list[Item]:
@@ -65,8 +66,11 @@ def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
     items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES, source="drugs") for e in drugs]
     n_ctx = 0
     for e in forum:
+        # Written drug reviews (part i) teach sentiment like drugsCom's, and that a review of
+        # a medicine carries no trust theme; the log reports them apart.
         items.append(Item(e.text, SENTIMENTS.index(e.sentiment),
-                          [STANCE_CLASSES.index(e.themes.get(t, "none")) for t in THEMES]))
+                          [STANCE_CLASSES.index(e.themes.get(t, "none")) for t in THEMES],
+                          source="review" if "drug_review" in e.phenomena else "forum"))
         matches = [Match(m.start, m.end, m.entity, e.text[m.start:m.end]) for m in e.mentions]
         for m, gm in zip(matches, e.mentions):
             items.append(Item(mention_context(e.text, m, matches) or m.surface,
@@ -227,7 +231,7 @@ def _parts(items: list[Item], sent_pred: np.ndarray) -> str:
     from .evaluate import macro_f1
 
     out = []
-    for source in ("drugs", "forum", "mention"):
+    for source in ("drugs", "review", "forum", "mention"):
         rows = [k for k, i in enumerate(items) if i.source == source]
         if rows:
             f1 = macro_f1([SENTIMENTS[items[k].sentiment] for k in rows], [SENTIMENTS[sent_pred[k]] for k in rows])
@@ -371,6 +375,9 @@ def main(argv=None) -> None:
     ap.add_argument("--refit", type=Path, metavar="HEADS",
                     help="skip training: refit the sentiment head of this heads file (same seed and data)")
     args = ap.parse_args(argv)
+    # A run takes an hour on a CPU: show each epoch's line as it comes, even into a file.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     letters = {f.stem.split("_")[1][0] for f in CORPUS_DIR.glob("part_*.jsonl")}
     if not args.parts or set(args.parts) - letters:
         ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")

@@ -106,3 +106,17 @@ def test_a_refit_takes_the_recipe_the_file_was_trained_with():
         4, 3, 2.0, 15, 7, "abcdefgh")
     take_recipe(args, {"rank": None})  # a file from before these options: nothing changes
     assert args.rank == 4 and args.lr == 1e-3
+
+
+def test_written_drug_reviews_train_sentiment_only_as_reviews():
+    """Part i's reviews are their own source in the log and carry no theme; the forum
+    posts beside them keep theirs."""
+    from models.train import training_items
+
+    items, info = training_items("hi")
+    reviews = [i for i in items if i.source == "review"]
+    assert len(reviews) == 600 and info["forum_parts"] == "hi"
+    assert all(i.themes == [0] * len(i.themes) and i.sentiment in (0, 1, 2) for i in reviews)
+    assert {i.sentiment for i in reviews} == {0, 1, 2}
+    forum = [i for i in items if i.source == "forum"]
+    assert forum and any(max(i.themes) > 0 for i in forum)
