@@ -66,8 +66,8 @@ def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
     items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES, source="drugs") for e in drugs]
     n_ctx = 0
     for e in forum:
-        # Written drug reviews (part i) teach sentiment like drugsCom's, and that a review of
-        # a medicine carries no trust theme; the log reports them apart.
+        # Written drug reviews (part i): sentiment examples whose validation figure the log
+        # reports apart; a review of a medicine carries no trust theme.
         items.append(Item(e.text, SENTIMENTS.index(e.sentiment),
                           [STANCE_CLASSES.index(e.themes.get(t, "none")) for t in THEMES],
                           source="review" if "drug_review" in e.phenomena else "forum"))
