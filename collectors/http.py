@@ -53,6 +53,10 @@ class PoliteClient:
         self._hold: dict[str, float] = {}  # host -> clock time before which not to send
         self.waited = 0.0  # seconds slept, for the run log
 
+    def close(self) -> None:
+        """Close the connections it holds."""
+        self.client.close()
+
     def _wait_turn(self, host: str) -> None:
         last = self._last.get(host)
         if last is not None:

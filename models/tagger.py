@@ -330,6 +330,7 @@ class HubSentiment(HubClassifier):
         from .errors import ModelLoadError
 
         super().__init__(path, device, max_length)
+        self._tokenize: dict = {}  # batch size -> Tokenize (see tokenize_for)
         labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.mapping = label_mapping(labels)
         if self.mapping is None:
@@ -354,10 +355,9 @@ class HubSentiment(HubClassifier):
         """The tokenizing step for this batch size, made once (a copy of the tokenizer)."""
         from .encoder import Tokenize
 
-        cache = self.__dict__.setdefault("_tokenize", {})
-        if batch_size not in cache:
-            cache[batch_size] = Tokenize(self.tokenizer, self.max_length, batch_size)
-        return cache[batch_size]
+        if batch_size not in self._tokenize:
+            self._tokenize[batch_size] = Tokenize(self.tokenizer, self.max_length, batch_size)
+        return self._tokenize[batch_size]
 
 
 def label_mapping(labels: list[str]) -> np.ndarray | None:

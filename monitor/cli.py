@@ -375,7 +375,7 @@ def watch_add_trial(config_path, nct_ids):
     try:
         studies = [registry.fetch_study(client, cfg.registry_url, n.upper()) for n in nct_ids]
     finally:
-        client.client.close()
+        client.close()
     merged, added = cfg.watch, []
     for study in studies:
         merged, new_ids = registry.merge(merged, registry.study_entities(study))
