@@ -22,8 +22,9 @@ from .tagger import full_text
 
 CORPUS_DIR = Path(__file__).parent / "data" / "forum_corpus"
 # train: trained on. heldout: parts a-c, only for figures. heldout_voice: part g, the
-# sarcastic, deadpan and implicit voice of real subreddits, only for figures.
-SPLITS = ("train", "heldout", "heldout_voice")
+# sarcastic, deadpan and implicit voice of real subreddits, only for figures. dev: part k,
+# never trained on, for choosing between trained models and thresholds (models/soup.py).
+SPLITS = ("train", "heldout", "heldout_voice", "dev")
 
 
 @dataclass

@@ -21,7 +21,10 @@ def test_forum_corpus_is_complete_and_its_held_out_split_is_fixed():
     voice = [e for e in ex if e.split == "heldout_voice"]
     assert len(voice) == 100 and all(e.id[0] == "g" for e in voice)
     assert Counter(e.sentiment for e in voice) == {"negative": 43, "positive": 33, "neutral": 24}
-    for split in ("train", "heldout"):
+    dev = [e for e in ex if e.split == "dev"]
+    # Chosen on, never trained on: the shipped soup's choice rests on exactly these posts.
+    assert len(dev) == 400 and all(e.id[0] == "k" for e in dev)
+    for split in ("train", "heldout", "dev"):
         stances = Counter((t, s) for e in ex if e.split == split for t, s in e.themes.items())
         assert all(stances[(t, s)] >= 15 for t in THEMES for s in ("builds", "erodes")), split
     for e in ex:
@@ -66,3 +69,14 @@ def test_rated_snippets_are_read_from_the_nested_archive(tmp_path):
 def test_missing_rated_snippets_say_how_to_get_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="pip download --no-binary"):
         load_hutto(tmp_path)
+
+
+def test_only_the_train_split_is_trained_on(monkeypatch):
+    import models.train
+    from models.corpus import Example
+
+    monkeypatch.setattr(models.train, "load_drugscom", lambda split: [Example("d-1", "it worked", "positive", "train")])
+    items, info = models.train.training_items("abcdefghijk")
+    trained = {i.text for i in items}
+    for e in load_forum_corpus():
+        assert (e.text in trained) == (e.split == "train"), e.id
