@@ -10,7 +10,8 @@ layers, jointly with the sentiment head and the seven theme heads, keeping the b
 validation; (2) chooses per-theme presence thresholds on validation; (3) refits the
 sentiment head by logistic regression on the adapted embeddings, its L2 weight chosen on
 validation. Only the adapters and heads are saved (no copy of the base weights). The
-defaults reproduce the shipped model (every corpus part, a-g; MODEL_CARD.md).
+shipped model is the soup (``models/soup.py``) of two runs of this command: the defaults
+(parts a-g) and ``--parts abcdefghij``; ``make train`` runs all three steps (MODEL_CARD.md).
 ``frozen``: logistic-regression heads on the frozen encoder, the baseline.
 ``--device cuda`` trains on a GPU (fp32; a run of 10 epochs takes a few minutes, where 2 CPU
 cores take about 55), giving a close but not bit-identical model.
@@ -368,8 +369,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
     ap.add_argument("--out", type=Path, default=DEFAULT_HEADS)
     ap.add_argument("--parts", default="abcdefg",
-                    help="forum corpus parts to train on, by letter (default abcdefg: the shipped model; "
-                         "abc was the first round, see MODEL_CARD.md)")
+                    help="forum corpus parts to train on, by letter (default abcdefg: the first run of the "
+                         "shipped soup, abcdefghij the second; see MODEL_CARD.md)")
     ap.add_argument("--no-refit-head", dest="refit_head", action="store_false",
                     help="keep the jointly trained sentiment head (skip step 3)")
     ap.add_argument("--refit", type=Path, metavar="HEADS",
