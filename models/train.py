@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import CORPUS_DIR, load_drugscom, load_forum_corpus
+from .corpus import load_drugscom, load_forum_corpus, part_letters
 from .heads import DEFAULT_HEADS, SENTIMENTS, STANCE_CLASSES, THEMES, Heads
 from .mentions import Match, mention_context
 
@@ -379,7 +379,7 @@ def main(argv=None) -> None:
     # A run takes an hour on a CPU: show each epoch's line as it comes, even into a file.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    letters = {f.stem.split("_")[1][0] for f in CORPUS_DIR.glob("part_*.jsonl")}
+    letters = part_letters()
     if not args.parts or set(args.parts) - letters:
         ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")
     if args.rank < 1 or args.drugs_weight < 1 or args.theme_weight <= 0:
