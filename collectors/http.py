@@ -57,6 +57,12 @@ class PoliteClient:
         """Close the connections it holds."""
         self.client.close()
 
+    def __enter__(self) -> "PoliteClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _wait_turn(self, host: str) -> None:
         last = self._last.get(host)
         if last is not None:

@@ -371,11 +371,8 @@ def watch_add_trial(config_path, nct_ids):
     bad = [n for n in nct_ids if not registry.NCT.match(n.upper())]
     if bad:
         raise InputError(f"{bad[0]}: not a registry id like NCT01234567")
-    client = registry.registry_client(cfg.collect.contact, cfg.collect.min_interval)
-    try:
+    with registry.registry_client(cfg.collect.contact, cfg.collect.min_interval) as client:
         studies = [registry.fetch_study(client, cfg.registry_url, n.upper()) for n in nct_ids]
-    finally:
-        client.close()
     merged, added = cfg.watch, []
     for study in studies:
         merged, new_ids = registry.merge(merged, registry.study_entities(study))

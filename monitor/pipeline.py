@@ -143,28 +143,29 @@ def collect(cfg: Config, db, names: list[str] | None = None, log: Log = print, p
     if not chosen:
         raise ConfigError(f"{cfg.path}: no [[source]] configured")
     report = RunReport()
-    http = polite_client(cfg)
-    for src in chosen:
-        state = storage.load_state(db, src.name)
-        counts = {"new": 0, "updated": 0}
-        collector = None
-        try:
-            collector = collectors.build(src, http)
-            _store(db, collector, pseudo, counts, state, progress, frozenset(cfg.opt_out), retention_cutoff(cfg))
-        except SourceFailed as e:
-            report.errors[src.name] = str(e)
-            log(f"collect {src.name}: FAILED: {e}")
-        else:
-            storage.save_state(db, src.name, src.type, state)
-        extra = collector.counts if collector else {}
-        counts.update(extra)
-        report.sources[src.name] = counts
-        report.new += counts["new"]
-        report.updated += counts["updated"]
-        details = ", ".join(f"{v} {k}" for k, v in sorted(extra.items()))
-        log(f"collect {src.name}: {counts['new']} new, {counts['updated']} updated" + (f" ({details})" if details else ""))
-        for note in collector.notes if collector else []:
-            log(f"collect {src.name}: note: {note}")
+    # One client for the run; its connections close when the run ends, however it ends.
+    with polite_client(cfg) as http:
+        for src in chosen:
+            state = storage.load_state(db, src.name)
+            counts = {"new": 0, "updated": 0}
+            collector = None
+            try:
+                collector = collectors.build(src, http)
+                _store(db, collector, pseudo, counts, state, progress, frozenset(cfg.opt_out), retention_cutoff(cfg))
+            except SourceFailed as e:
+                report.errors[src.name] = str(e)
+                log(f"collect {src.name}: FAILED: {e}")
+            else:
+                storage.save_state(db, src.name, src.type, state)
+            extra = collector.counts if collector else {}
+            counts.update(extra)
+            report.sources[src.name] = counts
+            report.new += counts["new"]
+            report.updated += counts["updated"]
+            details = ", ".join(f"{v} {k}" for k, v in sorted(extra.items()))
+            log(f"collect {src.name}: {counts['new']} new, {counts['updated']} updated" + (f" ({details})" if details else ""))
+            for note in collector.notes if collector else []:
+                log(f"collect {src.name}: note: {note}")
     return report
 
 
@@ -173,29 +174,29 @@ def recheck(cfg: Config, db, names: list[str] | None = None, log: Log = print) -
     every table; update edited text (re-tagged by the next `tag`)."""
     chosen = [cfg.source(n) for n in names] if names else cfg.sources
     report = RunReport()
-    http = polite_client(cfg)
-    for src in chosen:
-        counts = {"checked": 0, "removed": 0, "edited": 0}
-        report.sources[src.name] = counts
-        try:
-            collector = collectors.build(src, http)
-            if not collector.can_recheck:
-                log(f"recheck {src.name}: {src.type} sources cannot be re-fetched; skipped")
-                continue
-            for refs in storage.stored_refs(db, src.name):
-                gone, texts = [], {}
-                counts["checked"] += len(refs)
-                for post_id, text in collector.recheck(refs):
-                    if text is None:
-                        gone.append(post_id)
-                    else:
-                        texts[post_id] = mask_contacts(text)
-                counts["removed"] += storage.delete_posts(db, gone)
-                counts["edited"] += storage.update_texts(db, texts)
-        except SourceFailed as e:
-            report.errors[src.name] = str(e)
-            log(f"recheck {src.name}: FAILED: {e}")
-        log(f"recheck {src.name}: {counts['checked']} checked, {counts['removed']} removed, {counts['edited']} edited")
+    with polite_client(cfg) as http:
+        for src in chosen:
+            counts = {"checked": 0, "removed": 0, "edited": 0}
+            report.sources[src.name] = counts
+            try:
+                collector = collectors.build(src, http)
+                if not collector.can_recheck:
+                    log(f"recheck {src.name}: {src.type} sources cannot be re-fetched; skipped")
+                    continue
+                for refs in storage.stored_refs(db, src.name):
+                    gone, texts = [], {}
+                    counts["checked"] += len(refs)
+                    for post_id, text in collector.recheck(refs):
+                        if text is None:
+                            gone.append(post_id)
+                        else:
+                            texts[post_id] = mask_contacts(text)
+                    counts["removed"] += storage.delete_posts(db, gone)
+                    counts["edited"] += storage.update_texts(db, texts)
+            except SourceFailed as e:
+                report.errors[src.name] = str(e)
+                log(f"recheck {src.name}: FAILED: {e}")
+            log(f"recheck {src.name}: {counts['checked']} checked, {counts['removed']} removed, {counts['edited']} edited")
     return report
 
 

@@ -336,3 +336,23 @@ def test_a_failed_write_in_the_writer_thread_stops_tagging_with_that_error(tmp_p
         pipeline.tag(cfg, db, log=QUIET, tagger=tiny_tagger, batch=10, workers=2)
     assert db.execute("select count(*) from post_tags").fetchone()[0] == 10  # the first batch
     assert calls[:2] == [10, 10]
+
+
+@pytest.mark.parametrize("step", ["collect", "recheck"])
+def test_the_runs_http_connections_are_closed_when_it_ends(dump_config, monkeypatch, step):
+    import collectors
+
+    made = []
+
+    def client(cfg):
+        made.append(collectors.PoliteClient(contact="test@example.org"))
+        return made[-1]
+
+    monkeypatch.setattr(pipeline, "polite_client", client)
+    text = dump_config.read_text() + '\n[[source]]\nname = "gone"\ntype = "reddit-dump"\npath = "missing.ndjson"\n'
+    dump_config.write_text(text)
+    cfg = load_config(dump_config)
+    db = storage.open_db(cfg.database)
+    report = getattr(pipeline, step)(cfg, db, log=QUIET)
+    assert len(made) == 1 and made[0].client.is_closed
+    assert step == "recheck" or "gone" in report.errors  # closed after a failing source too
