@@ -89,8 +89,8 @@ def load_forum_corpus(folder: Path = CORPUS_DIR) -> list[Example]:
 
 
 def part_letters(folder: Path = CORPUS_DIR) -> set[str]:
-    """The corpus parts' letters, from their file names (part_a.jsonl, part_i1.jsonl ...)."""
-    return {f.stem.split("_")[1][0] for f in Path(folder).glob("part_*.jsonl")}
+    """The letters of the corpus parts that hold training posts (part k is dev only)."""
+    return {e.id[0] for e in load_forum_corpus(folder) if e.split == "train"}
 
 
 def drugscom_zip() -> Path:

