@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
@@ -151,11 +150,9 @@ def main(argv=None) -> None:
     except SoupError as e:
         ap.error(str(e))
 
-    from . import load_tagger
     from .corpus import drugscom_zip, part_letters
     from .encoder import Encoder, default_encoder_path
-    from .evaluate import evaluate
-    from .train import refit_sentiment, training_items
+    from .train import refit_sentiment, save_measured, training_items
 
     letters = part_letters()
     if args.refit_parts is not None and (not args.refit_parts or set(args.refit_parts) - letters):
@@ -177,18 +174,19 @@ def main(argv=None) -> None:
             ap.error(str(e))
     heads.meta["thresholds_from"] = args.thresholds
     heads.meta["trained_at"] = dt.date.today().isoformat()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    heads.save(args.out)
-    tagger = load_tagger(heads=args.out)
+    save_measured(heads, args.out, measure)
+
+
+def measure(tagger) -> dict:
+    """The held-out figures, and the dev split's with the score candidates are chosen by."""
+    from .evaluate import evaluate
+
     dev = dev_figures(tagger)
     metrics = evaluate(tagger)
     if dev:
         metrics["forum_dev"] = dev
         metrics["forum_dev"]["score"] = dev_score(dev)
-    heads.meta["metrics"] = metrics
-    heads.save(args.out)
-    print(json.dumps(metrics, indent=2))
-    print(f"wrote {args.out}")
+    return metrics
 
 
 if __name__ == "__main__":

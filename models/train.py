@@ -397,7 +397,6 @@ def main(argv=None) -> None:
 
     import torch
 
-    from . import load_tagger
     from .evaluate import evaluate
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -436,14 +435,21 @@ def main(argv=None) -> None:
         "train_seconds": round(time.time() - t0),
         "trained_at": dt.date.today().isoformat(),
     })
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    heads.save(args.out)
-    # Measure the saved artifact through the same loading path tagging uses.
-    metrics = evaluate(load_tagger(heads=args.out, device=args.device))
+    save_measured(heads, args.out, evaluate, device=args.device)
+
+
+def save_measured(heads: Heads, out: Path, measure, device: str = "cpu") -> None:
+    """Save ``heads``, measure the saved file through the same loading path tagging uses
+    (``measure(tagger) -> figures``), and save again with the figures inside."""
+    from . import load_tagger
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    heads.save(out)
+    metrics = measure(load_tagger(heads=out, device=device))
     heads.meta["metrics"] = metrics
-    heads.save(args.out)
+    heads.save(out)
     print(json.dumps(metrics, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
