@@ -3,8 +3,9 @@
 Rules (see ``models/data/forum_corpus/LABELLING.md``):
 - names and aliases match case-insensitively, as whole words, with spaces, hyphens and dots
   interchangeable, and with a possessive or plural ending ("Lakeshore's", "MVRCs");
-- short all-caps acronyms ("MG", "CF", "LCRI") match only in capitals, and not right after a
-  number, so "60 MG" or "60 mg" is a dose, not myasthenia gravis;
+- short all-caps acronyms ("MG", "CF", "LCRI") match only in capitals; one that is also a unit
+  of measure does not match right after a number, so "60 MG" or "60 mg" is a dose, not
+  myasthenia gravis, while "20 ALS patients" and "11.30 SBMC talk" are mentions;
 - registry ids (NCT + 8 digits) match in any case;
 - close misspellings of names ("Copperfeild", "Elmsted", "MG Untied") match too, with a
   precision guard: one edit (two in words of ten letters or more), same first letter,
@@ -19,11 +20,19 @@ import re
 from dataclasses import dataclass, field
 
 ENTITY_KINDS = ("site", "sponsor", "group", "trial", "condition")
+# Raised whenever a rule below finds different mentions in some text: it is part of the
+# watchlist stamp on every tag, so the next `trustwatch tag` runs the matcher again over
+# stored posts and re-tags those whose mentions changed (the others keep their tags).
+MATCHER_RULES = 2
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _SEP = r"[\s\-\u2010-\u2015.'\u2019]{0,3}"
-_SUFFIX = r"(?:['\u2019]s|s|es|['\u2019])?"
+# A bare apostrophe is a possessive only after a plain s ("Hospitals'"); after anything else,
+# "'s" included, it closes a quotation ('Orvane', 'Parkinson's').
+_SUFFIX = r"(?:['\u2019]s|s|es|(?<=[^'\u2019][sS])['\u2019])?"
 _NCT = re.compile(r"^NCT\d{8}$", re.IGNORECASE)
+# Acronyms that are also units written after a number in dose and lab talk ("60 MG", "5 ML").
+UNITS = frozenset("MG MCG UG NG ML DL KG IU MIU CC MM CM KM MMOL MEQ HR HRS MIN".split())
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,10 @@ def alias_pattern(alias: str) -> re.Pattern[str] | None:
     seps = [_SEP if re.fullmatch(_SEP, gap) else f"(?:{_SEP}|{re.escape(gap)})" for gap in _TOKEN.split(alias)[1:-1]]
     body = re.escape(tokens[0]) + "".join(sep + re.escape(t) for sep, t in zip(seps, tokens[1:]))
     if is_acronym(alias):
-        # Not after a number ("60 MG"), and plural/possessive allowed ("MVRC's").
-        return re.compile(rf"(?<![^\W_])(?<!\d )(?<!\d){body}{_SUFFIX}(?![^\W_])")
+        # Never glued to a number ("60MG"); a unit not after one either ("60 MG"); plural and
+        # possessive allowed ("MVRC's").
+        after_number = r"(?<!\d )" if alias.replace("-", "").upper() in UNITS else ""
+        return re.compile(rf"(?<![^\W_]){after_number}(?<!\d){body}{_SUFFIX}(?![^\W_])")
     return re.compile(rf"(?<![^\W_]){body}{_SUFFIX}(?![^\W_])", re.IGNORECASE)
 
 

@@ -419,8 +419,11 @@ def sync_sources(db: sqlite_utils.Database, sources: Iterable) -> None:
 
 
 def watchlist_hash(entities: Iterable) -> str:
+    """The stamp of what finds mentions: the watchlist and the matcher's rules."""
+    from models.mentions import MATCHER_RULES
+
     key = json.dumps(
-        sorted([e.id, e.kind, e.name, sorted(e.aliases)] for e in entities), sort_keys=True
+        [MATCHER_RULES, sorted([e.id, e.kind, e.name, sorted(e.aliases)] for e in entities)], sort_keys=True
     )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 

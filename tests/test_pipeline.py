@@ -148,6 +148,35 @@ def test_a_new_alias_retags_only_posts_where_it_is_found(dump_config, tiny_tagge
     assert db.execute("select count(*) from mentions where surface = 'nurses'").fetchone()[0] >= nurses
 
 
+def test_new_matcher_rules_retag_only_posts_whose_mentions_change(dump_config, tiny_tagger, tiny_encoder_dir,
+                                                                  tiny_heads_path, monkeypatch):
+    """An upgrade whose matcher finds other mentions in some texts: the next run matches the
+    stored posts again and re-tags only those, exactly as tagging from scratch would."""
+    import models
+    import models.mentions
+
+    cfg = load_config(dump_config)
+    pipeline.run(cfg, log=QUIET, tagger=tiny_tagger)
+    db = storage.open_db(cfg.database)
+    old_wl = storage.watchlist_hash(cfg.watch)
+    monkeypatch.setattr(models.mentions, "MATCHER_RULES", models.mentions.MATCHER_RULES + 1)
+    assert storage.watchlist_hash(cfg.watch) != old_wl
+    lines = []
+    assert pipeline.run(cfg, log=lines.append, tagger=tiny_tagger).tagged == 0  # same rules in fact
+    assert "5 posts keep their tags" in "\n".join(lines)
+    # A rule that drops every match of one alias stands in for a real change of rules.
+    find = models.mentions.MentionMatcher.find
+    monkeypatch.setattr(models.mentions, "MATCHER_RULES", models.mentions.MATCHER_RULES + 1)
+    monkeypatch.setattr(models.mentions.MentionMatcher, "find",
+                        lambda self, text: [m for m in find(self, text) if m.entity != "calloway"])
+    with_calloway = db.execute("select count(distinct post_id) from mentions where entity_id = 'calloway'").fetchone()[0]
+    assert 0 < with_calloway < 5
+    t = models.load_tagger(cfg.watch, encoder=tiny_encoder_dir, heads=tiny_heads_path)
+    assert pipeline.run(cfg, log=QUIET, tagger=t).tagged == with_calloway
+    assert db.execute("select count(*) from mentions where entity_id = 'calloway'").fetchone()[0] == 0
+    assert storage.count_to_tag(db, t.model_id, storage.watchlist_hash(cfg.watch)) == 0
+
+
 def test_missing_salt_refuses_to_collect(dump_config, tiny_tagger, monkeypatch):
     monkeypatch.delenv("TRUSTWATCH_SALT")
     with pytest.raises(ConfigError, match="TRUSTWATCH_SALT is not set"):

@@ -34,6 +34,21 @@ def test_acronyms_only_in_capitals_and_not_after_numbers():
     assert found("LCRIs") == [("lakeshore", "LCRIs")]
 
 
+def test_only_units_are_skipped_after_numbers():
+    # "60 MG" is a dose, but an acronym that is no unit is a mention after a number too.
+    assert found("we were 20 ALS patients") == [("als", "ALS")]
+    assert found("at 11.30 LCRI calls") == [("lakeshore", "LCRI")]
+    assert found("20ALS") == []
+
+
+def test_bare_apostrophe_is_a_possessive_only_after_s():
+    assert found("they called it 'Calloway' in the letter") == [("calloway", "Calloway")]
+    assert found("the Lakeshore CRIs' nurses") == [("lakeshore", "Lakeshore CRIs")]
+    m = MentionMatcher([Entity("st", "site", "Saint Judes"), Entity("pd", "condition", "Parkinson's")])
+    text = "the Saint Judes' ward, a 'Parkinson's' clinic"
+    assert [text[x.start:x.end] for x in m.find(text)] == ["Saint Judes'", "Parkinson's"]
+
+
 def test_no_match_inside_other_words():
     assert found("Callowayish") == []
     assert found("GALS and PALS") == []
