@@ -255,7 +255,7 @@ def tag(cfg: Config, db, log: Log = print, tagger=None, batch: int = 256, progre
     storage.sync_entities(db, cfg.watch)
     storage.register_model(db, tagger.describe())
     if kept:
-        log(f"tag: watchlist changed; {kept} posts keep their tags (same mentions found)")
+        log(f"tag: watchlist or mention rules changed; {kept} posts keep their tags (same mentions found)")
     clock.add("prepare", t)
     workers = tag_workers(cfg.model) if workers is None else workers
     done = 0
