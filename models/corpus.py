@@ -46,6 +46,11 @@ class Example:
     phenomena: list[str] = field(default_factory=list)
     community: str = ""
 
+    @property
+    def part(self) -> str:
+        """The corpus part's letter: the first of the id ("a-0012" and "l3-7" are a and l)."""
+        return self.id[0]
+
 
 def _nth(text: str, surface: str, n: int) -> int:
     pos = -1
@@ -90,7 +95,7 @@ def load_forum_corpus(folder: Path = CORPUS_DIR) -> list[Example]:
 
 def part_letters(folder: Path = CORPUS_DIR) -> set[str]:
     """The letters of the corpus parts that hold training posts (part k is dev only)."""
-    return {e.id[0] for e in load_forum_corpus(folder) if e.split == "train"}
+    return {e.part for e in load_forum_corpus(folder) if e.split == "train"}
 
 
 def drugscom_zip() -> Path:

@@ -82,7 +82,7 @@ def alias_pattern(alias: str) -> re.Pattern[str] | None:
     if is_acronym(alias):
         # Never glued to a number ("60MG"); a unit not after one either ("60 MG"); plural and
         # possessive allowed ("MVRC's").
-        after_number = r"(?<!\d )" if alias.replace("-", "").upper() in UNITS else ""
+        after_number = r"(?<!\d )" if alias.replace("-", "") in UNITS else ""
         return re.compile(rf"(?<![^\W_]){after_number}(?<!\d){body}{_SUFFIX}(?![^\W_])")
     return re.compile(rf"(?<![^\W_]){body}{_SUFFIX}(?![^\W_])", re.IGNORECASE)
 

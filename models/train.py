@@ -63,7 +63,7 @@ def rated_items(seed: int) -> list[Item]:
 def training_items(parts: str = "abcdefg") -> tuple[list[Item], dict]:
     """drugsCom train and the train split of the forum corpus parts named (by letter)."""
     drugs = load_drugscom("train")
-    forum = [e for e in load_forum_corpus() if e.split == "train" and e.id[0] in parts]
+    forum = [e for e in load_forum_corpus() if e.split == "train" and e.part in parts]
     items = [Item(e.text, SENTIMENTS.index(e.sentiment), NO_THEMES, source="drugs") for e in drugs]
     n_ctx = 0
     for e in forum:

@@ -76,7 +76,7 @@ def test_only_the_train_split_is_trained_on(monkeypatch):
     from models.corpus import Example
 
     monkeypatch.setattr(models.train, "load_drugscom", lambda split: [Example("d-1", "it worked", "positive", "train")])
-    every_part = "".join(sorted({e.id[0] for e in load_forum_corpus()}))
+    every_part = "".join(sorted({e.part for e in load_forum_corpus()}))
     assert "k" in every_part and "l" in every_part
     items, info = models.train.training_items(every_part)
     trained = {i.text for i in items}
