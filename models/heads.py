@@ -46,6 +46,16 @@ class Heads:
     themes_b: np.ndarray
     meta: dict
     lora: dict[str, np.ndarray] = field(default_factory=dict)  # adapters for the encoder
+    lexical: dict[str, np.ndarray] = field(default_factory=dict)  # see models.lexical
+
+    @property
+    def lexical_model(self):
+        """The bag-of-words sentiment model blended into post sentiment, or None."""
+        if not self.lexical:
+            return None
+        from .lexical import Lexical
+
+        return Lexical.from_arrays(self.lexical, self.meta.get("lexical", {}).get("weight", 0.0))
 
     @property
     def theme_thresholds(self) -> np.ndarray | None:
@@ -78,6 +88,7 @@ class Heads:
             themes_b=self.themes_b.astype(np.float32),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
             **{k: v.astype(np.float32) for k, v in sorted(self.lora.items())},
+            **dict(sorted(self.lexical.items())),
         )
 
     @classmethod
@@ -92,6 +103,7 @@ class Heads:
                     themes_b=z["themes_b"],
                     meta=json.loads(str(z["meta"])),
                     lora={k: z[k] for k in z.files if k.startswith("lora/")},
+                    lexical={k: z[k] for k in z.files if k.startswith("lexical/")},
                 )
         except FileNotFoundError:
             raise ModelLoadError(f"{path}: trained heads not found (train them with `make train`)")
@@ -102,6 +114,10 @@ class Heads:
             len(STANCE_CLASSES),
         ):
             raise ModelLoadError(f"{path}: heads have unexpected shapes")
+        try:
+            heads.lexical_model
+        except (KeyError, ValueError) as e:
+            raise ModelLoadError(f"{path}: lexical model is damaged ({e})")
         heads.meta.setdefault("version", file_digest(path))
         return heads
 

@@ -115,16 +115,21 @@ class Planner:
     to encode (chunks of each post, the words around each mention); after it, the post's
     and each mention's sentiment and themes from the model's scores for those texts."""
 
-    def __init__(self, entities: Sequence[Entity] = (), thresholds: np.ndarray | None = None):
+    def __init__(self, entities: Sequence[Entity] = (), thresholds: np.ndarray | None = None, lexical=None):
         self.matcher = MentionMatcher(list(entities))
         self.thresholds = thresholds
+        # A models.lexical.Lexical whose reading of each whole post is blended into the
+        # post sentiment (mentions keep the encoder's reading of their own context).
+        self.lexical = lexical if lexical is not None and lexical.weight > 0 else None
 
     def plan(self, items: Sequence[tuple[str, str | None, str | None]]) -> tuple[list[str], list[tuple]]:
         """``(id, title, text)`` items -> (texts to score, one plan per item)."""
         texts: list[str] = []  # everything to encode, in one call
         plans = []
+        fulls = []
         for ident, title, body in items:
             full = full_text(title, body)
+            fulls.append(full)
             spans = chunk_spans(full)
             chunk_idx = list(range(len(texts), len(texts) + len(spans)))
             texts.extend(full[a:b].strip() or " " for a, b in spans)
@@ -148,7 +153,10 @@ class Planner:
                     for o in found
                 )
                 mention_chunk.append(chunk_idx[k] if alone else None)
-            plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk))
+            plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk, None))
+        if self.lexical is not None and plans:
+            lex = self.lexical.predict(fulls)
+            plans = [(*plan[:-1], row) for plan, row in zip(plans, lex)]
         return texts, plans
 
     def finish(self, plans: list[tuple], sent: np.ndarray, themes: np.ndarray) -> list[PostTag]:
@@ -163,9 +171,11 @@ class Planner:
                     for prs, bs in zip(present.tolist(), builds.tolist())]
         sent_rows = sent.tolist()
         results = []
-        for ident, spans, chunk_idx, found, mention_idx, mention_chunk in plans:
+        for ident, spans, chunk_idx, found, mention_idx, mention_chunk, lex in plans:
             w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
             p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
+            if lex is not None:
+                p = (1 - self.lexical.weight) * p + self.lexical.weight * lex
             # A theme raised in one chunk of a long post counts for the post.
             if len(chunk_idx) == 1:
                 post_themes = dict(verdicts[chunk_idx[0]])
@@ -223,7 +233,9 @@ class Tagger:
         if theme_model is not None:
             self.name = f"{self.name}+themes:{theme_model.name}"
         self.thresholds = theme_model.thresholds if theme_model is not None else heads.theme_thresholds
-        self.planner = Planner(entities, self.thresholds)
+        # The lexical model belongs to the heads' own sentiment; a hub model replaces both.
+        self.planner = Planner(entities, self.thresholds,
+                               heads.lexical_model if sentiment_model is None else None)
 
     @property
     def matcher(self) -> MentionMatcher:

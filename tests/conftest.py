@@ -72,6 +72,26 @@ def tiny_heads_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sentiment_dir(tmp_path_factory, tiny_encoder_dir):
+    """A tiny hub-style text-classification model with named labels."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-sentiment")
+    for f in tiny_encoder_dir.iterdir():
+        if f.name.startswith(("vocab", "tokenizer", "special")):
+            shutil.copy(f, out / f.name)
+    torch.manual_seed(1)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2,
+                     id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    BertForSequenceClassification(cfg).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_tagger(tiny_encoder_dir, tiny_heads_path):
     import models
 
