@@ -33,7 +33,7 @@ data: install
 # Re-train the model shipped in models/artifacts: three seeded training runs (about 55, 80
 # and 65 minutes on 2 cores; minutes each with --device cuda), their soup (2 minutes), then
 # the bag-of-words sentiment model blended into post sentiment (models/lexical.py, about
-# 20 minutes).
+# 3 minutes).
 RUNS := models/runs
 train: data
 	mkdir -p $(RUNS)

@@ -55,7 +55,10 @@ class Heads:
             return None
         from .lexical import Lexical
 
-        return Lexical.from_arrays(self.lexical, self.meta.get("lexical", {}).get("weight", 0.0))
+        info = self.meta.get("lexical")
+        if not isinstance(info, dict) or "weight" not in info:
+            raise ValueError("lexical model without its weight in the metadata")
+        return Lexical.from_arrays(self.lexical, info["weight"])
 
     @property
     def theme_thresholds(self) -> np.ndarray | None:
@@ -116,7 +119,7 @@ class Heads:
             raise ModelLoadError(f"{path}: heads have unexpected shapes")
         try:
             heads.lexical_model
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, TypeError) as e:
             raise ModelLoadError(f"{path}: lexical model is damaged ({e})")
         heads.meta.setdefault("version", file_digest(path))
         return heads

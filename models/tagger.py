@@ -155,8 +155,9 @@ class Planner:
                 mention_chunk.append(chunk_idx[k] if alone else None)
             plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk, None))
         if self.lexical is not None and plans:
-            lex = self.lexical.predict(fulls)
-            plans = [(*plan[:-1], row) for plan, row in zip(plans, lex)]
+            # A post with no term the model knows ("+1", an emoji, another language) would
+            # get the model's prior, not a reading: the encoder alone reads it.
+            plans = [(*plan[:-1], row) for plan, row in zip(plans, self.lexical.read(fulls))]
         return texts, plans
 
     def finish(self, plans: list[tuple], sent: np.ndarray, themes: np.ndarray) -> list[PostTag]:
@@ -175,7 +176,7 @@ class Planner:
             w = np.array([max(b - a, 1) for a, b in spans], dtype=np.float32)
             p = (sent[chunk_idx] * w[:, None]).sum(0) / w.sum()
             if lex is not None:
-                p = (1 - self.lexical.weight) * p + self.lexical.weight * lex
+                p = (1 - self.lexical.weight) * p + self.lexical.weight * np.asarray(lex, dtype=np.float32)
             # A theme raised in one chunk of a long post counts for the post.
             if len(chunk_idx) == 1:
                 post_themes = dict(verdicts[chunk_idx[0]])

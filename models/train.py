@@ -342,6 +342,15 @@ def train_frozen(items: list[Item], seed: int, log=print) -> Heads:
     return Heads(sW, sb, tW, tb, meta={})
 
 
+def drop_lexical(heads: Heads) -> bool:
+    """Remove the bag-of-words model (models.lexical), whose blend weight was chosen
+    against the sentiment head a refit replaces. True if there was one."""
+    had = bool(heads.lexical)
+    heads.lexical = {}
+    heads.meta.pop("lexical", None)
+    return had
+
+
 RECIPE = ("method", "seed", "epochs", "lr", "rank", "drugs_weight", "theme_weight")
 
 
@@ -410,6 +419,8 @@ def main(argv=None) -> None:
         heads = refit
         heads.meta.pop("version", None)
         heads.meta.pop("metrics", None)
+        if drop_lexical(heads):
+            print("note: the bag-of-words model is left out of the refit file; add it again with python -m models.lexical")
         heads = refit_sentiment(heads, items, args.seed, drugs_weight=args.drugs_weight, device=args.device)
         t0 -= heads.meta.get("train_seconds", 0)
     elif args.method == "lora":

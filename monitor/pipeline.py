@@ -468,7 +468,10 @@ def _worker_state(tagger, tokenize) -> str:
     fd, path = tempfile.mkstemp(prefix="trustwatch-tag-", suffix=".pickle")
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump((tagger.planner, tokenize, tagger.heads), f, pickle.HIGHEST_PROTOCOL)
+            # The planner carries the bag-of-words model; the heads' copy of its arrays
+            # (several MB) would be dead weight in every worker.
+            heads = dataclasses.replace(tagger.heads, lexical={})
+            pickle.dump((tagger.planner, tokenize, heads), f, pickle.HIGHEST_PROTOCOL)
     except BaseException:
         os.unlink(path)
         raise

@@ -259,9 +259,11 @@ def test_retention_purges_old_text_but_keeps_aggregates(dump_config, tiny_tagger
     assert db.execute("select count(*) from post_tags").fetchone()[0] == 5
 
 
-def test_tagging_in_worker_processes_gives_the_same_tags(tmp_path, tiny_tagger, monkeypatch):
-    """[model] workers > 1: chunks, mentions and verdicts are worked out in other processes
-    (as on a GPU); every tag and mention is the same as tagging in one process."""
+@pytest.mark.parametrize("lexical", [False, True])
+def test_tagging_in_worker_processes_gives_the_same_tags(tmp_path, tiny_tagger, tiny_encoder_dir, monkeypatch, lexical):
+    """[model] workers > 1: chunks, mentions and verdicts (and the bag-of-words reading of
+    post sentiment) are worked out in other processes (as on a GPU); every tag and mention is
+    the same as tagging in one process."""
     import random
 
     from collectors import Post
@@ -276,6 +278,17 @@ def test_tagging_in_worker_processes_gives_the_same_tags(tmp_path, tiny_tagger, 
         posts.append(Post(id=f"t:{i}", source="s", platform="reddit", community="r/ALS", url=None, author=None,
                           created_at="2026-05-01T00:00:00Z", title=rng.choice(["", "Lakeshore update"]), text=body))
     watch = load_watchlist(FIXTURES / "watchlist.toml")
+    if lexical:
+        import models
+        from conftest import make_heads
+        from models.lexical import fit_lexical
+
+        heads = make_heads(32)
+        model = fit_lexical([p.text for p in posts], [rng.randrange(3) for _ in posts], 1e-3)
+        heads.lexical, heads.meta["lexical"] = model.arrays(), {"weight": 0.5}
+        heads.save(tmp_path / "lexical.npz")
+        tiny_tagger = models.load_tagger(watch, encoder=tiny_encoder_dir, heads=tmp_path / "lexical.npz")
+        assert tiny_tagger.planner.lexical is not None
     tables = []
     # The workers' state file goes in a private temporary folder, and is removed after.
     state_dir = tmp_path / "tmp"

@@ -109,6 +109,10 @@ def test_post_sentiment_blends_the_lexical_reading_and_mentions_keep_the_encoder
     for tag, row in zip(full, lexical):
         assert [tag.scores[s] for s in SENTIMENTS] == pytest.approx(row.tolist(), abs=1e-4)
     assert [t.scores for t in full] != [t.scores for t in plain]
+    # A post with no term the model knows gets the encoder's reading, not the model's prior.
+    unknown = [("3", "", "+1 \U0001F44D"), ("4", "", "")]
+    assert [t.scores for t in models.load_tagger(watch, encoder=tiny_encoder_dir, heads=tmp_path / "all-lexical.npz").tag(unknown)] == [
+        t.scores for t in models.load_tagger(watch, encoder=tiny_encoder_dir, heads=tmp_path / "plain.npz").tag(unknown)]
     for p, f, h in zip(plain, full, half):
         for s in SENTIMENTS:
             assert h.scores[s] == pytest.approx((p.scores[s] + f.scores[s]) / 2, abs=2e-4)
@@ -148,6 +152,10 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
     monkeypatch.setattr(models.encoder, "default_encoder_path", lambda: tiny_encoder_dir)
     measured = []
     monkeypatch.setattr(models.soup, "measure", lambda tagger: measured.append(tagger) or {"dev": "figures"})
+    readings = []  # the encoder heads' dev readings the weight is chosen against
+    choose = models.lexical.choose_weight
+    monkeypatch.setattr(models.lexical, "choose_weight",
+                        lambda head, lex, gold, log: readings.append(head) or choose(head, lex, gold, log))
     make_heads(32).save(tmp_path / "run.npz")
     models.lexical.main([str(tmp_path / "run.npz"), "--parts", "ab", "--out", str(tmp_path / "out.npz")])
     assert seen == ["ab"]
@@ -158,9 +166,55 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
     # The random tiny heads read the dev posts badly; the words read them right.
     assert info["weight"] > 0 and out.lexical_model.weight == info["weight"]
     assert out.meta["metrics"] == {"dev": "figures"} and measured[0].planner.lexical is not None
-    # Run again on its own output: the weight is chosen against the encoder heads alone.
+    # Run again on its own output: the weight is chosen against the encoder heads alone,
+    # not against the blend the file already has.
     models.lexical.main([str(tmp_path / "out.npz"), "--parts", "ab", "--out", str(tmp_path / "again.npz")])
     assert Heads.load(tmp_path / "again.npz").meta["lexical"]["weight"] == info["weight"]
+    assert len(readings) == 2 and np.array_equal(readings[0], readings[1])
+    blended = measured[0].tag([(e.id, "", e.text) for e in dev])
+    assert not np.allclose(readings[1], [[t.scores[s] for s in SENTIMENTS] for t in blended], atol=1e-3)
+
+
+def test_without_a_dev_split_the_command_stops_before_fitting(tmp_path, capsys, monkeypatch):
+    import models.corpus
+    import models.lexical
+    from conftest import make_heads
+    from models.corpus import Example
+
+    monkeypatch.setattr(models.corpus, "load_forum_corpus",
+                        lambda *folder: [Example("a-1", "a post", "neutral", "train")])
+    monkeypatch.setattr(models.corpus, "drugscom_zip", lambda: tmp_path)
+    monkeypatch.setattr(models.lexical, "choose_l2", lambda *a, **k: pytest.fail("fitted before checking"))
+    make_heads(32).save(tmp_path / "run.npz")
+    with pytest.raises(SystemExit) as e:
+        models.lexical.main([str(tmp_path / "run.npz"), "--parts", "a", "--out", str(tmp_path / "out.npz")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no dev split" in err[-1] and "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize("meta", [{}, {"lexical": {"weight": 1.5}}, {"lexical": {"weight": "half"}},
+                                  {"lexical": {"weight": None}}, {"lexical": 0.5}])
+def test_a_lexical_model_without_a_sound_weight_is_refused(tmp_path, meta):
+    from conftest import make_heads
+    from models.errors import ModelLoadError
+
+    h = _with_lexical(make_heads(8), 0.5)
+    h.meta.pop("lexical")
+    h.meta.update(meta)
+    h.save(tmp_path / "h.npz")
+    with pytest.raises(ModelLoadError, match="lexical model is damaged"):
+        Heads.load(tmp_path / "h.npz")
+
+
+def test_a_refit_or_a_soup_leaves_the_lexical_model_out():
+    from conftest import make_heads
+    from models.train import drop_lexical
+
+    h = _with_lexical(make_heads(8), 0.5)
+    assert drop_lexical(h) is True
+    assert h.lexical_model is None and "lexical" not in h.meta
+    assert drop_lexical(h) is False
 
 
 def test_the_command_says_what_is_wrong_in_one_line(tmp_path, capsys):
