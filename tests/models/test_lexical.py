@@ -150,6 +150,7 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
     monkeypatch.setattr(models.corpus, "load_forum_corpus", lambda *folder: train + dev)
     monkeypatch.setattr(models.corpus, "drugscom_zip", lambda: tmp_path)
     monkeypatch.setattr(models.encoder, "default_encoder_path", lambda: tiny_encoder_dir)
+    monkeypatch.setattr(models.lexical, "L2_GRID", (1e-3, 1e-2))  # fewer fits: seconds, not half a minute
     measured = []
     monkeypatch.setattr(models.soup, "measure", lambda tagger: measured.append(tagger) or {"dev": "figures"})
     readings = []  # the encoder heads' dev readings the weight is chosen against
