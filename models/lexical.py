@@ -67,23 +67,20 @@ class Lexical:
             out.append((cols, vals / norm if norm else vals))
         return out
 
-    def read(self, texts: Sequence[str]) -> list[list[float] | None]:
-        """Per text, its probabilities over SENTIMENTS, or None where it has no term in the
-        vocabulary (the model would only give its prior)."""
-        out = []
-        for cols, vals in self.rows(texts):
-            if len(cols):
-                z = self.W[:, cols] @ vals + self.b
-                e = np.exp(z - z.max())
-                out.append((e / e.sum()).astype(np.float32).tolist())
-            else:
-                out.append(None)
-        return out
+    def _probs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        rows = self.rows(texts)
+        logits = np.array([self.W[:, c] @ v for c, v in rows], dtype=np.float64).reshape(-1, len(SENTIMENTS))
+        return softmax(logits + self.b).astype(np.float32), [len(c) > 0 for c, _ in rows]
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) probabilities over SENTIMENTS."""
-        logits = np.array([self.W[:, c] @ v for c, v in self.rows(texts)], dtype=np.float64).reshape(-1, len(SENTIMENTS))
-        return softmax(logits + self.b).astype(np.float32)
+        return self._probs(texts)[0]
+
+    def read(self, texts: Sequence[str]) -> list[list[float] | None]:
+        """Per text, its probabilities over SENTIMENTS, or None where it has no term in the
+        vocabulary (the model would only give its prior): what tagging blends."""
+        probs, known = self._probs(texts)
+        return [p if k else None for p, k in zip(probs.tolist(), known)]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """For the heads file (keys prefixed ``lexical/``); the weight goes in the meta."""
@@ -228,7 +225,9 @@ def add_lexical(heads: Heads, parts: str, seed: int = 13, log=print) -> Heads:
     plain = Tagger(Encoder(default_encoder_path(), lora=heads.lora), heads)
     tags = plain.tag([(e.id, "", e.text) for e in dev])
     head_probs = np.array([[t.scores[s] for s in SENTIMENTS] for t in tags])
-    lex.weight = choose_weight(head_probs, lex.predict([e.text for e in dev]), [e.sentiment for e in dev], log=log)
+    # As tagging blends: a post with no known term keeps the encoder's reading.
+    lex_probs = np.array([h if r is None else r for h, r in zip(head_probs, lex.read([e.text for e in dev]))])
+    lex.weight = choose_weight(head_probs, lex_probs, [e.sentiment for e in dev], log=log)
     heads.lexical = lex.arrays()
     heads.meta["lexical"] = {
         "model": "TF-IDF word 1-2-grams, class-balanced logistic regression", "weight": lex.weight,

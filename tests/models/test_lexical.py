@@ -145,7 +145,8 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
                         lambda parts: (seen.append(parts) or posts + [mention], {"forum_parts": parts}))
     dev = [Example(f"k-{i}", text, SENTIMENTS[y], "dev")
            for i, (text, y) in enumerate([("awful rash, stopped", 0), ("hard to say, mixed", 1),
-                                          ("great relief", 2), ("terrible nausea", 0), ("wonderful sleep", 2)])]
+                                          ("great relief", 2), ("terrible nausea", 0), ("wonderful sleep", 2),
+                                          ("+1 \U0001F44D", 2)])]
     train = [Example(f"{part}-1", "a post", "neutral", "train") for part in "ab"]
     monkeypatch.setattr(models.corpus, "load_forum_corpus", lambda *folder: train + dev)
     monkeypatch.setattr(models.corpus, "drugscom_zip", lambda: tmp_path)
@@ -156,7 +157,7 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
     readings = []  # the encoder heads' dev readings the weight is chosen against
     choose = models.lexical.choose_weight
     monkeypatch.setattr(models.lexical, "choose_weight",
-                        lambda head, lex, gold, log: readings.append(head) or choose(head, lex, gold, log))
+                        lambda head, lex, gold, log: readings.append((head, lex)) or choose(head, lex, gold, log))
     make_heads(32).save(tmp_path / "run.npz")
     models.lexical.main([str(tmp_path / "run.npz"), "--parts", "ab", "--out", str(tmp_path / "out.npz")])
     assert seen == ["ab"]
@@ -171,9 +172,12 @@ def test_the_command_fits_on_posts_chooses_the_weight_on_dev_and_measures(tmp_pa
     # not against the blend the file already has.
     models.lexical.main([str(tmp_path / "out.npz"), "--parts", "ab", "--out", str(tmp_path / "again.npz")])
     assert Heads.load(tmp_path / "again.npz").meta["lexical"]["weight"] == info["weight"]
-    assert len(readings) == 2 and np.array_equal(readings[0], readings[1])
+    assert len(readings) == 2 and np.array_equal(readings[0][0], readings[1][0])
     blended = measured[0].tag([(e.id, "", e.text) for e in dev])
-    assert not np.allclose(readings[1], [[t.scores[s] for s in SENTIMENTS] for t in blended], atol=1e-3)
+    assert not np.allclose(readings[1][0], [[t.scores[s] for s in SENTIMENTS] for t in blended], atol=1e-3)
+    # As in tagging, the post with no known term keeps the encoder's reading at every weight.
+    head, lex = readings[0]
+    assert np.array_equal(lex[-1], head[-1]) and not np.allclose(lex[:-1], head[:-1])
 
 
 def test_without_a_dev_split_the_command_stops_before_fitting(tmp_path, capsys, monkeypatch):
