@@ -126,26 +126,11 @@ def _sparse(lex: Lexical, texts: Sequence[str]):
 
 def fit_lexical(texts: Sequence[str], labels: Sequence[int], l2: float) -> Lexical:
     """TF-IDF vocabulary from ``texts`` and a class-balanced logistic regression on it."""
-    import torch
-
-    from .train import _class_weights
+    from .train import lbfgs_lr
 
     vocab, idf = vocabulary(texts)
     lex = Lexical(vocab, idf, np.zeros((len(SENTIMENTS), len(vocab))), np.zeros(len(SENTIMENTS)), 0.0)
-    X, y = _sparse(lex, texts), torch.tensor(list(labels))
-    w = torch.tensor(_class_weights(list(labels), len(SENTIMENTS)))
-    W = torch.zeros(len(SENTIMENTS), len(vocab), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(len(SENTIMENTS), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy((X @ W.T) + b, y, weight=w) + l2 * (W * W).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    lex.W, lex.b = W.detach().numpy(), b.detach().numpy()
+    lex.W, lex.b = lbfgs_lr(_sparse(lex, texts), list(labels), l2, k=len(SENTIMENTS))
     return lex
 
 

@@ -126,10 +126,11 @@ class Planner:
         """``(id, title, text)`` items -> (texts to score, one plan per item)."""
         texts: list[str] = []  # everything to encode, in one call
         plans = []
-        fulls = []
-        for ident, title, body in items:
-            full = full_text(title, body)
-            fulls.append(full)
+        fulls = [full_text(title, body) for _, title, body in items]
+        # A post with no term the lexical model knows ("+1", an emoji, another language)
+        # would get its prior, not a reading: None, and the encoder alone reads it.
+        readings = self.lexical.read(fulls) if self.lexical is not None else [None] * len(fulls)
+        for (ident, _, _), full, lex in zip(items, fulls, readings):
             spans = chunk_spans(full)
             chunk_idx = list(range(len(texts), len(texts) + len(spans)))
             texts.extend(full[a:b].strip() or " " for a, b in spans)
@@ -153,11 +154,7 @@ class Planner:
                     for o in found
                 )
                 mention_chunk.append(chunk_idx[k] if alone else None)
-            plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk, None))
-        if self.lexical is not None and plans:
-            # A post with no term the model knows ("+1", an emoji, another language) would
-            # get the model's prior, not a reading: the encoder alone reads it.
-            plans = [(*plan[:-1], row) for plan, row in zip(plans, self.lexical.read(fulls))]
+            plans.append((ident, spans, chunk_idx, found, mention_idx, mention_chunk, lex))
         return texts, plans
 
     def finish(self, plans: list[tuple], sent: np.ndarray, themes: np.ndarray) -> list[PostTag]:

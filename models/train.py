@@ -274,20 +274,30 @@ def fit_lr(X: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndar
     """Class-balanced multinomial logistic regression (L-BFGS to convergence)."""
     import torch
 
-    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
-    w = torch.tensor(_class_weights(list(y), 3))
-    W = torch.zeros(3, X.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    W, b = lbfgs_lr(torch.tensor(X, dtype=torch.float64), list(y), l2)
+    return W.astype(np.float32), b.astype(np.float32)
+
+
+def lbfgs_lr(X, y: list[int], l2: float, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The fit behind :func:`fit_lr` for a float64 torch matrix, dense or sparse (CSR):
+    class-balanced cross-entropy plus ``l2`` times the squared weights, by L-BFGS. Returns
+    float64 (k, d) weights and (k,) biases."""
+    import torch
+
+    yt = torch.tensor(y)
+    w = torch.tensor(_class_weights(y, k))
+    W = torch.zeros(k, X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([W, b], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(Xt @ W.T + b, yt, weight=w) + l2 * (W * W).sum()
+        loss = torch.nn.functional.cross_entropy(X @ W.T + b, yt, weight=w) + l2 * (W * W).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    return W.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
+    return W.detach().numpy(), b.detach().numpy()
 
 
 def refit_sentiment(heads: Heads, items: list[Item], seed: int, log=print, encoder=None, *,
