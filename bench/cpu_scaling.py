@@ -2,8 +2,9 @@
 
     python bench/cpu_scaling.py [--counts 1,2,4,8,15] [--posts 2000]
 
-N processes each do the same slice of a tag worker's job (chunking and mention matching,
-then tokenizing, single-threaded, over the same synthetic posts) at the same time; the
+N processes each do the same slice of a tag worker's job (chunking, mention matching and
+the shipped bag-of-words reading, then tokenizing, single-threaded, over the same
+synthetic posts) at the same time; the
 aggregate posts/s against N x one process's rate says how well the machine scales. A
 virtual machine or container can show 16 CPUs yet give far fewer cores' worth of time:
 on the H200 machine lent in session 5, tag without the encoder ran slower with 8 and 15
@@ -47,6 +48,7 @@ def measure(counts: list[int], posts: int = 2000) -> list[dict]:
     from bench.synth import write_dump
     from bench.throughput import dump_posts
     from models.encoder import Tokenize, default_encoder_path, quiet_transformers
+    from models.heads import DEFAULT_HEADS, Heads
     from models.tagger import Planner
     from monitor.cli import DEMO_DIR
     from monitor.config import load_config
@@ -57,7 +59,8 @@ def measure(counts: list[int], posts: int = 2000) -> list[dict]:
         items = [(p.id, p.title, p.text) for p in dump_posts(str(Path(tmp) / "posts.ndjson"), posts)]
     quiet_transformers()
     tokenize = Tokenize(AutoTokenizer.from_pretrained(str(default_encoder_path())), 256, 256)
-    planner = Planner(load_config(DEMO_DIR / "trustwatch.toml").watch)
+    heads = Heads.load(DEFAULT_HEADS)
+    planner = Planner(load_config(DEMO_DIR / "trustwatch.toml").watch, heads.theme_thresholds, heads.lexical_model)
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
