@@ -172,7 +172,13 @@ class NullEncoder:
     right shape at no cost, so the rest of `trustwatch tag` can be timed alone."""
 
     def __init__(self, encoder):
+        import numpy as np
+
         self.dim, self.path, self.encoder = encoder.dim, "null", encoder
+        # Unit vectors made once: drawing fresh ones per batch cost the model process
+        # about 13 us a post, a third of what the bench reports as its own work.
+        block = np.random.default_rng(0).normal(size=(4096, self.dim)).astype(np.float32)
+        self._block = block / np.linalg.norm(block, axis=1, keepdims=True)
 
     def tokenizer_for(self, batch_size: int = 16, max_length: int | None = None):
         return self.encoder.tokenizer_for(batch_size, max_length)
@@ -185,8 +191,7 @@ class NullEncoder:
 
         from models.encoder import Pending
 
-        out = np.random.default_rng(batches.n).normal(size=(batches.n, self.dim)).astype(np.float32)
-        return Pending(out / np.linalg.norm(out, axis=1, keepdims=True))
+        return Pending(self._block[np.arange(batches.n) % len(self._block)])
 
     def encode(self, texts, batch_size: int = 16, max_length: int | None = None):
         return self.start(self.tokenizer_for(batch_size, max_length)(texts)).result()
