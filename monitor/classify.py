@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import IO, Iterator
 
 from .errors import InputError
@@ -29,7 +30,15 @@ def read_jsonl(stream: IO[str], name: str) -> Iterator[tuple]:
             raise InputError(f"{name}: line {lineno}: expected a JSON object")
         if "id" not in item:
             raise InputError(f"{name}: line {lineno}: missing \"id\"")
-        title, text = item.get("title") or "", item.get("text") or ""
+        ident = item["id"]
+        if isinstance(ident, float) and not math.isfinite(ident):  # NaN, 1e999: no JSON can carry them back
+            raise InputError(f"{name}: line {lineno}: \"id\" must be a string or a finite number")
+        title, text = item.get("title"), item.get("text")
+        title, text = "" if title is None else title, "" if text is None else text
         if not isinstance(title, str) or not isinstance(text, str):
             raise InputError(f"{name}: line {lineno}: \"title\" and \"text\" must be strings")
-        yield item["id"], title, text
+        try:  # bytes that were not UTF-8 (stdin keeps them as surrogates) or a lone \\ud800 escape
+            title.encode("utf-8"), text.encode("utf-8"), json.dumps(ident, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{name}: line {lineno}: not valid UTF-8 (or a lone surrogate escape)")
+        yield ident, title, text

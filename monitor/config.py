@@ -7,6 +7,7 @@ and the field, e.g. ``trustwatch.toml: source[2].type: 'reddti' is not one of ..
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tomllib
@@ -147,9 +148,9 @@ def _str_list(value: Any, where: str) -> list[str]:
 def _unknown_keys(table: dict, allowed: set[str], where: str) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
-        raise ConfigError(
-            f"{where}.{extra[0]}: unknown field (allowed: {', '.join(sorted(allowed))})"
-        )
+        # "file.toml: model.x" within a table, "file.toml: x" at the top
+        name = f"{where}.{extra[0]}" if ": " in where else f"{where}: {extra[0]}"
+        raise ConfigError(f"{name}: unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def parse_watch(items: Any, where: str, check_partners: bool = True) -> list[Entity]:
@@ -211,6 +212,8 @@ def load_watchlist(path: Path, check_partners: bool = True) -> list[Entity]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: file not found")
+        except OSError as e:  # a folder, no permission
+            raise ConfigError(f"{path}: cannot read: {e.strerror}")
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path}: invalid JSON: {e}")
         return parse_watch(data, str(path), check_partners)
@@ -329,8 +332,8 @@ def load_config(path: Path | str | None = None) -> Config:
     retain_days = privacy.get("retain_days")
     if retain_days is not None:
         _expect(retain_days, int, f"{where}: privacy.retain_days", "a number of days")
-        if retain_days < 1:
-            raise ConfigError(f"{where}: privacy.retain_days: must be at least 1")
+        if not 1 <= retain_days <= 365_000:
+            raise ConfigError(f"{where}: privacy.retain_days: must be between 1 and 365000 (a thousand years)")
     opt_out = [c.strip().lower() for c in _str_list(privacy.get("opt_out", []), f"{where}: privacy.opt_out")]
 
     m = data.get("model", {})
@@ -356,8 +359,8 @@ def load_config(path: Path | str | None = None) -> Config:
             raise ConfigError(f"{where}: model.workers: must be between 0 (automatic) and 64")
     if "batch_size" in m:
         model.batch_size = _expect(m["batch_size"], int, f"{where}: model.batch_size", "a positive integer")
-        if model.batch_size < 1:
-            raise ConfigError(f"{where}: model.batch_size: must be at least 1")
+        if not 1 <= model.batch_size <= 65536:
+            raise ConfigError(f"{where}: model.batch_size: must be between 1 and 65536")
 
     c = data.get("collect", {})
     _expect(c, dict, f"{where}: collect", "a [collect] table")
@@ -367,8 +370,8 @@ def load_config(path: Path | str | None = None) -> Config:
         collect.contact = _expect(c["contact"], str, f"{where}: collect.contact", "an e-mail or URL")
     if "min_interval" in c:
         collect.min_interval = float(_expect(c["min_interval"], (int, float), f"{where}: collect.min_interval", "seconds"))
-        if collect.min_interval < 0:
-            raise ConfigError(f"{where}: collect.min_interval: must not be negative")
+        if not 0 <= collect.min_interval <= 86400:  # NaN fails too
+            raise ConfigError(f"{where}: collect.min_interval: seconds from 0 to 86400 (a day)")
 
     reg = data.get("registry", {})
     _expect(reg, dict, f"{where}: registry", "a [registry] table")
@@ -451,7 +454,8 @@ def _parse_alerts(table: Any, where: str) -> AlertRules:
             continue
         kind = int if isinstance(default, int) else (int, float)
         value = _expect(table[key], kind, f"{where}.{key}", "a number")
-        if value <= 0 or (key == "min_change" and value >= 1):
+        if (not math.isfinite(value) or value <= 0 or value > 1e6 or (key == "min_change" and value >= 1)
+                or (key == "baseline_weeks" and value > 520)):
             raise ConfigError(f"{where}.{key}: {value!r} is out of range"
                               + (" (a share between 0 and 1)" if key == "min_change" else " (must be positive)"))
         values[key] = value

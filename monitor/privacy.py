@@ -30,6 +30,9 @@ class Pseudonymizer:
                 f"{config_path}: privacy.author_salt_env: environment variable {env} is not set "
                 f"(authors are stored only as keyed hashes; set it to a long random secret)"
             )
+        if len(salt) < 8:
+            raise ConfigError(f"{config_path}: privacy.author_salt_env: {env} must be at least 8 characters long "
+                              "(a long random secret)")
         return cls(salt)
 
     def author(self, name: str | None) -> str | None:

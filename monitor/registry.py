@@ -13,6 +13,7 @@ import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from collectors.base import SourceFailed
 from collectors.http import PoliteClient
@@ -20,7 +21,7 @@ from models.mentions import Entity
 
 from .errors import InputError
 
-NCT = re.compile(r"^NCT\d{8}$")
+NCT = re.compile(r"NCT[0-9]{8}")  # fullmatch: ASCII digits, nothing after
 GROUP_WORDS = re.compile(r"\b(foundation|alliance|association|society|coalition|network|council|"
                          r"federation|advocates?|patients?|league|trust|charity|fund)\b", re.IGNORECASE)
 LEGAL = re.compile(r",?\s*\b(inc|llc|ltd|plc|gmbh|ag|corp|corporation|co|s\.?a|b\.?v)\b\.?$", re.IGNORECASE)
@@ -76,42 +77,58 @@ def fetch_study(client: PoliteClient, base_url: str, nct: str) -> dict:
         raise InputError(f"{nct}: the registry answered HTTP {r.status_code}")
     try:
         data = r.json()
-        data["protocolSection"]["identificationModule"]["nctId"]
+        found = data["protocolSection"]["identificationModule"]["nctId"]
     except (ValueError, KeyError, TypeError):
         raise InputError(f"{nct}: the registry's answer is not a study record")
+    if not isinstance(found, str) or not NCT.fullmatch(found.strip().upper()):
+        raise InputError(f"{nct}: the registry's answer is not a study record (its nctId is {found!r})")
     return data
 
 
+def _obj(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _items(x: Any) -> list:
+    return x if isinstance(x, list) else []
+
+
+def _text(x: Any) -> str:
+    """A field of the registry's record as text: a field of another type counts as missing."""
+    return x.strip() if isinstance(x, str) else ""
+
+
 def study_entities(study: dict) -> list[Entity]:
-    """Trial, lead sponsor and collaborators, sites (partnered with the groups), conditions."""
-    ps = study["protocolSection"]
-    ident = ps["identificationModule"]
-    nct = ident["nctId"]
-    acronym = ident.get("acronym")
-    brief, official = ident.get("briefTitle"), ident.get("officialTitle")
+    """Trial, lead sponsor and collaborators, sites (partnered with the groups), conditions.
+    A field of an unexpected type (a list where a name should be) counts as missing."""
+    ps = _obj(study.get("protocolSection"))
+    ident = _obj(ps.get("identificationModule"))
+    nct = _text(ident.get("nctId")).upper()
+    acronym = _text(ident.get("acronym"))
+    brief, official = _text(ident.get("briefTitle")), _text(ident.get("officialTitle"))
     trial_name = acronym or brief or nct
     trial = Entity(id=slug(acronym) if acronym else nct.lower(), kind="trial", name=trial_name,
                    aliases=tuple(a for a in (nct, brief, official) if a and a != trial_name))
     orgs = []
-    sc = ps.get("sponsorCollaboratorsModule", {})
-    for org in [sc.get("leadSponsor")] + list(sc.get("collaborators") or []):
-        if not org or not org.get("name"):
+    sc = _obj(ps.get("sponsorCollaboratorsModule"))
+    for org in [sc.get("leadSponsor")] + _items(sc.get("collaborators")):
+        name = _text(_obj(org).get("name"))
+        if not name:
             continue
-        name = org["name"].strip()
-        is_group = org.get("class") != "INDUSTRY" and bool(GROUP_WORDS.search(name))
+        is_group = _obj(org).get("class") != "INDUSTRY" and bool(GROUP_WORDS.search(name))
         orgs.append(Entity(id=slug(LEGAL.sub("", name)), kind="group" if is_group else "sponsor", name=name,
                            aliases=tuple(short_forms(name))))
     groups = tuple(o.id for o in orgs if o.kind == "group")
     sites = []
-    for loc in (ps.get("contactsLocationsModule") or {}).get("locations") or []:
-        facility = (loc.get("facility") or "").strip()
+    for loc in map(_obj, _items(_obj(ps.get("contactsLocationsModule")).get("locations"))):
+        facility = _text(loc.get("facility"))
         if not facility:
             continue
-        context = ", ".join(x for x in (loc.get("city"), loc.get("state"), loc.get("country")) if x)
+        context = ", ".join(x for x in (_text(loc.get(k)) for k in ("city", "state", "country")) if x)
         sites.append(Entity(id=slug(LEGAL.sub("", facility)), kind="site", name=facility,
                             aliases=tuple(short_forms(facility)), partners=groups, context=context))
-    conditions = [Entity(id=slug(c), kind="condition", name=c.strip(), aliases=tuple(short_forms(c.strip())))
-                  for c in (ps.get("conditionsModule") or {}).get("conditions") or [] if c.strip()]
+    conditions = [Entity(id=slug(c), kind="condition", name=c, aliases=tuple(short_forms(c)))
+                  for c in map(_text, _items(_obj(ps.get("conditionsModule")).get("conditions"))) if c]
     return [trial, *orgs, *sites, *conditions]
 
 
@@ -161,9 +178,29 @@ def to_toml(entities: list[Entity]) -> str:
     return "\n".join(lines)
 
 
+def to_json(entities: list[Entity]) -> str:
+    """The JSON form of a watchlist file: a list of the same objects as ``[[watch]]`` tables."""
+    items = []
+    for e in entities:
+        item = {"id": e.id, "kind": e.kind, "name": e.name}
+        for key in ("aliases", "partners"):
+            if getattr(e, key):
+                item[key] = list(getattr(e, key))
+        if e.context:
+            item["context"] = e.context
+        items.append(item)
+    return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_watchlist(path: Path, entities: list[Entity]) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".watchlist-", suffix=".toml")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(to_toml(entities))
-    os.replace(tmp, path)
+    """In the file's own format (JSON for a .json file, TOML otherwise), atomically: a crash
+    leaves the old file or the new one, never half of one."""
+    as_json = path.suffix.lower() == ".json"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".watchlist-", suffix=".json" if as_json else ".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(to_json(entities) if as_json else to_toml(entities))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -115,8 +115,9 @@ def test_feed_source_and_collect_settings(tmp_path):
     assert cfg.collect.min_interval == 2.0 and cfg.source("f").options["url"].startswith("https://")
     with pytest.raises(ConfigError, match=r"source\[1\]\.url: 'ftp://x' is not an http\(s\) URL"):
         load_config(write(tmp_path, text.replace("https://example.org/rss.xml", "ftp://x")))
-    with pytest.raises(ConfigError, match="collect.min_interval: must not be negative"):
-        load_config(write(tmp_path, text.replace("min_interval = 2", "min_interval = -1")))
+    for bad in ("-1", "inf", "nan", "1e300"):
+        with pytest.raises(ConfigError, match="collect.min_interval: seconds from 0 to 86400"):
+            load_config(write(tmp_path, text.replace("min_interval = 2", f"min_interval = {bad}")))
 
 
 def test_mastodon_needs_hashtags(tmp_path):
@@ -140,8 +141,9 @@ def test_privacy_settings(tmp_path):
     text = GOOD.replace("[database]", '[privacy]\nretain_days = 365\nopt_out = ["r/SomeSub"]\n\n[database]')
     cfg = load_config(write(tmp_path, text))
     assert cfg.retain_days == 365 and cfg.opt_out == ["r/somesub"]
-    with pytest.raises(ConfigError, match="privacy.retain_days: must be at least 1"):
-        load_config(write(tmp_path, text.replace("retain_days = 365", "retain_days = 0")))
+    for bad in ("0", "99999999", "1000000000000000000000"):
+        with pytest.raises(ConfigError, match="privacy.retain_days: must be between 1 and 365000"):
+            load_config(write(tmp_path, text.replace("retain_days = 365", f"retain_days = {bad}")))
     with pytest.raises(ConfigError, match="privacy.opt_out: expected a list of strings"):
         load_config(write(tmp_path, text.replace('opt_out = ["r/SomeSub"]', 'opt_out = "r/SomeSub"')))
 
@@ -158,3 +160,22 @@ def test_model_settings(tmp_path):
         load_config(write(tmp_path, GOOD + '\n[model]\nworkers = -2\n'))
     with pytest.raises(ConfigError, match="model.workers: expected a number of processes"):
         load_config(write(tmp_path, GOOD + '\n[model]\nworkers = "auto"\n'))
+
+
+def test_a_json_watchlist_that_is_a_folder_is_one_line(tmp_path):
+    from monitor.config import ConfigError, load_watchlist
+
+    (tmp_path / "w.json").mkdir()
+    with pytest.raises(ConfigError, match=r"w\.json: cannot read"):
+        load_watchlist(tmp_path / "w.json")
+
+
+@pytest.mark.parametrize("line", ["z = nan", "min_change = nan", "min_posts = 0", "z = inf", "baseline_weeks = 10000000", "baseline_weeks = 521"])
+def test_alert_rules_must_be_finite_and_in_range(tmp_path, line):
+    with pytest.raises(ConfigError, match="out of range"):
+        load_config(write(tmp_path, GOOD + f"\n[alerts]\n{line}\n"))
+
+
+def test_a_huge_batch_size_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="model.batch_size: must be between 1 and 65536"):
+        load_config(write(tmp_path, GOOD + "\n[model]\nbatch_size = 100000000000000000000000\n"))

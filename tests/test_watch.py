@@ -142,3 +142,56 @@ def test_registry_that_keeps_failing_is_one_line_and_writes_nothing(tmp_path):
     assert r.exit_code == 2 and r.output.count("\n") == 1
     assert "NCT09912345: cannot reach the trial registry" in r.output and "HTTP 503 after 3 tries" in r.output
     assert not (tmp_path / "watchlist.toml").exists()
+
+
+def test_a_json_watchlist_stays_json(tmp_path, registry):
+    """`watch remove` and `add-trial` write a .json watchlist as JSON (they once wrote TOML
+    into it, and every later command failed on the file)."""
+    wl = tmp_path / "wl.json"
+    wl.write_text(json.dumps([{"id": "a", "kind": "site", "name": "Alder Site", "aliases": ["Alder"]},
+                              {"id": "b", "kind": "group", "name": "Birch Group"},
+                              {"id": "c", "kind": "sponsor", "name": "Cedar Pharma", "partners": []}]))
+    cfg = setup(tmp_path, registry, '[watchlist]\nfile = "wl.json"\n')
+    assert run("watch", "remove", "--config", str(cfg), "c").exit_code == 0
+    assert [e["id"] for e in json.loads(wl.read_text())] == ["a", "b"]
+    assert json.loads(wl.read_text())[0] == {"id": "a", "kind": "site", "name": "Alder Site", "aliases": ["Alder"]}
+    r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert r.exit_code == 0, r.output
+    ids = [e["id"] for e in json.loads(wl.read_text())]
+    assert ids[:2] == ["a", "b"] and "calm-als" in ids
+    assert {e.id for e in load_config(cfg).watch} == set(ids)
+    assert not list(tmp_path.glob(".watchlist-*"))
+
+
+@pytest.mark.parametrize("nct", ["NCT01234567\n", "NCT\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667",
+                                 "NCT\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17", " NCT01234567"])
+def test_an_id_that_only_looks_like_a_registry_id_is_refused_before_any_request(tmp_path, nct):
+    cfg = setup(tmp_path, "http://127.0.0.1:9/api/v2")
+    r = run("watch", "add-trial", "--config", str(cfg), nct)
+    assert r.exit_code == 2 and "not a registry id" in r.output and "cannot reach" not in r.output
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s["protocolSection"]["identificationModule"].update(nctId=12345678),
+    lambda s: s["protocolSection"]["conditionsModule"].update(conditions="ALS"),
+    lambda s: s["protocolSection"]["sponsorCollaboratorsModule"].update(collaborators=[{"name": ["x"]}, "y"]),
+    lambda s: s["protocolSection"]["contactsLocationsModule"].update(locations=[{"facility": 5}, None]),
+])
+def test_a_malformed_registry_record_is_one_line_or_its_bad_fields_are_skipped(tmp_path, change):
+    import copy
+
+    study = copy.deepcopy(STUDY)
+    change(study)
+
+    def handle(h):
+        return 200, json.dumps(study).encode(), {"Content-Type": "application/json"}
+
+    with loopback_server(handle) as base:
+        cfg = setup(tmp_path, f"{base}/api/v2")
+        r = run("watch", "add-trial", "--config", str(cfg), "NCT09912345")
+    assert "Traceback" not in r.output and r.output.count("\n") <= 3, r.output
+    if r.exit_code == 2:
+        assert "not a study record" in r.output and not (tmp_path / "watchlist.toml").exists()
+    else:
+        names = [e.name for e in load_config(cfg).watch]
+        assert r.exit_code == 0 and all(len(n) > 1 for n in names), names
