@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from .base import BadItem, Collector, Post, SourceFailed, iso_utc
 from .http import PoliteClient
-from .text import html_to_text
+from .text import html_to_text, web_url
 
 
 class FeedCollector(Collector):
@@ -66,12 +66,12 @@ class FeedCollector(Collector):
             source=self.name,
             platform=self.platform,
             community=self.community,
-            url=raw.get("link"),
+            url=web_url(raw.get("link")),
             author=raw.get("author"),
             created_at=iso_utc(ts),
             title=html_to_text(raw.get("title", "")),
             text=html_to_text(body),
-            source_ref=raw.get("link"),
+            source_ref=web_url(raw.get("link")),
         )
 
     can_recheck = True

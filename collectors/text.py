@@ -67,3 +67,13 @@ def reddit_text(text: str) -> str:
     if "&" not in text:
         return text
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def web_url(url: str | None) -> str | None:
+    """A post's link as stored and shown: http(s) only. A feed can give any link
+    (javascript:, data:), and a report or page must not turn it into something a click
+    runs; such a link is dropped (the post is kept)."""
+    if not isinstance(url, str):
+        return None
+    u = url.strip()
+    return u if re.match(r"(?i)https?://\S", u) else None

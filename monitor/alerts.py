@@ -86,6 +86,38 @@ def _describe(metric: str, share: float, n: int, base: float, nb: int, weeks: in
             f"in the previous {weeks} weeks")
 
 
+def public_message(a: dict) -> str:
+    """What anonymous visitors read of an alert: no figure of the baseline weeks (some of
+    them may be withheld, and the baseline's totals would give them away) and no count of
+    a theme (it may be below the publishing threshold). This week's posts are published
+    (public views list alerts only in weeks with at least min_cell posts).
+    ``storage.PUBLIC_VIEWS["public_alerts"]`` writes the same words in SQL."""
+    try:
+        weeks = int(json.loads(a.get("rules") or "{}").get("baseline_weeks"))
+        before = f"the previous {weeks} weeks"
+    except (TypeError, ValueError, AttributeError):
+        before = "the weeks before"
+    metric = a["metric"]
+    if metric == "volume":
+        return f"A burst of attention: {a['posts']} posts this week, far more than in {before}"
+    if metric == "negative_share":
+        return f"Negative posts: a larger share this week than in {before}"
+    theme = metric.split(":", 1)[1] if ":" in metric else metric
+    return f"Posts where {THEME_LABELS.get(theme, theme)} erodes trust: a larger share this week than in {before}"
+
+
+def public_message_sql(alias: str = "a") -> str:
+    """:func:`public_message` as an SQL expression over the alerts row ``alias``."""
+    weeks = f"cast(json_extract({alias}.rules, '$.baseline_weeks') as integer)"
+    before = f"(case when {weeks} > 0 then 'the previous ' || {weeks} || ' weeks' else 'the weeks before' end)"
+    labels = " ".join(f"when 'erodes:{t}' then '{label}'" for t, label in THEME_LABELS.items())
+    theme = f"(case {alias}.metric {labels} else substr({alias}.metric, 8) end)"
+    return (f"(case {alias}.metric "
+            f"when 'volume' then 'A burst of attention: ' || {alias}.posts || ' posts this week, far more than in ' || {before} "
+            f"when 'negative_share' then 'Negative posts: a larger share this week than in ' || {before} "
+            f"else 'Posts where ' || {theme} || ' erodes trust: a larger share this week than in ' || {before} end)")
+
+
 def _alert(entity: str, model: str, week: str, metric: str, n: int, k: int, low: float, high: float,
            nb: int, kb: int, z: float, rules: AlertRules, message: str) -> dict:
     return {

@@ -46,11 +46,21 @@ def reports_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import sqlite3
+
         try:
             return fn(*args, **kwargs)
         except TrustwatchError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(e.exit_code)
+        except sqlite3.OperationalError as e:  # a read-only file or folder, a full disk
+            hint = " (check the permissions of the database file and its folder)" if "readonly" in str(e) else ""
+            click.echo(f"Error: the database: {e}{hint}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a file or folder that cannot be written or made
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"Error: {where}{e.strerror or e}", err=True)
+            sys.exit(2)
 
     return wrapper
 
@@ -253,6 +263,8 @@ def report(config_path, entity_id, compare, ids, weeks, until, out, db_path):
     path = db_path or cfg.database
     if not path.exists():
         raise InputError(f"{path}: no such database (run `trustwatch run` first)")
+    if path.is_file() and not storage.is_trustwatch_db(path):
+        raise InputError(f"{path}: not a trustwatch database (left as it is)")
     db = storage.open_db(path)
     rules = cfg.alerts if cfg else None
     if compare:
@@ -368,7 +380,7 @@ def watch_add_trial(config_path, nct_ids):
     from .errors import InputError
 
     cfg = _config(config_path)
-    bad = [n for n in nct_ids if not registry.NCT.match(n.upper())]
+    bad = [n for n in nct_ids if not registry.NCT.fullmatch(n.upper())]
     if bad:
         raise InputError(f"{bad[0]}: not a registry id like NCT01234567")
     with registry.registry_client(cfg.collect.contact, cfg.collect.min_interval) as client:

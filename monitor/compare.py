@@ -126,25 +126,32 @@ def summarise(cands: list[Candidate], min_cell: int = 0) -> list[str]:
     return lines
 
 
-def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26, until: str | None = None) -> Comparison:
+def build(db: sqlite_utils.Database, ids: list[str], weeks: int = 26, until: str | None = None,
+          min_cell: int = 0) -> Comparison:
+    """The entities side by side over ``weeks`` weeks; with ``min_cell`` (the public pages),
+    every total over weeks with at least that many posts only (``suppress.comparison``
+    withholds the rest)."""
     ids = list(dict.fromkeys(ids))
     if len(ids) < 2:
         raise InputError("--compare needs at least two different entity ids")
     if weeks < 2:
         raise InputError(f"--weeks {weeks}: must be at least 2 to compare halves")
+    if weeks > rd.MAX_WEEKS:
+        raise InputError(f"--weeks {weeks}: at most {rd.MAX_WEEKS} (ten years)")
     entities = [rd.entity(db, i) for i in ids]
     model = rd.current_model(db)
     span = rd.week_range(rd.end_week(db, model["id"], until), weeks)
     half = len(span) // 2
     cands = []
     for e in entities:
-        now = rd.totals(db, model["id"], e.id, span)
-        first, second = rd.totals(db, model["id"], e.id, span[:half]), rd.totals(db, model["id"], e.id, span[half:])
+        now = rd.totals(db, model["id"], e.id, span, min_cell)
+        first = rd.totals(db, model["id"], e.id, span[:half], min_cell)
+        second = rd.totals(db, model["id"], e.id, span[half:], min_cell)
         trend, _, _ = direction_of(second, first)
         examples = []
         for s in ("positive", "negative", "neutral"):
             examples += rd.evidence(db, model["id"], e.id, span[0], rd.next_day(span[-1]), sentiment=s, limit=1)
-        c = Candidate(e, now, first, second, trend, rd.co_mentions(db, model["id"], e.id, span),
+        c = Candidate(e, now, first, second, trend, rd.co_mentions(db, model["id"], e.id, span, min_cell=min_cell),
                       rd.alerts_for(db, model["id"], [e.id], span), examples, rd.weekly(db, model["id"], e.id, span))
         c.warnings = thin_evidence(now, span)
         cands.append(c)
@@ -202,7 +209,7 @@ def render_markdown(c: Comparison) -> str:
             lines.append(f"- Alert, week of {day_text(a['week'])}: {a['message']}.")
         for ev in x.examples:
             lines.append(f"- > {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']}, "
-                         f"{ev['sentiment']} ([source]({ev['url']}))")
+                         f"{ev['sentiment']}" + (f" ([source]({ev['url']}))" if ev["url"] else ""))
         lines.append("")
     lines += ["## Method", "",
               "- Each post counts once per group; its sentiment toward the group comes from the words around the "

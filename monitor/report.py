@@ -223,22 +223,28 @@ def caveats(model: dict, now: Totals, sides: list[Side], rules_text: str) -> lis
     return lines
 
 
-def build(db: sqlite_utils.Database, ident: str, weeks: int = 13, rules=None, until: str | None = None) -> EntityReport:
+def build(db: sqlite_utils.Database, ident: str, weeks: int = 13, rules=None, until: str | None = None,
+          min_cell: int = 0) -> EntityReport:
     """The report on ``ident`` for the ``weeks`` weeks ending with the latest week that has
-    data (or the week holding the date ``until``), against the same number before."""
+    data (or the week holding the date ``until``), against the same number before. With
+    ``min_cell`` (the public pages), the period totals take in only weeks with at least
+    that many posts; ``suppress.entity_report`` then withholds the rest."""
     from .alerts import AlertRules
 
     if weeks < 1:
         raise InputError(f"--weeks {weeks}: must be at least 1")
+    if weeks > rd.MAX_WEEKS:
+        raise InputError(f"--weeks {weeks}: at most {rd.MAX_WEEKS} (ten years)")
     e = rd.entity(db, ident)
     model = rd.current_model(db)
     end = rd.end_week(db, model["id"], until)
     span = rd.week_range(end, 2 * weeks)
     previous, current = span[:weeks], span[weeks:]
-    now = rd.totals(db, model["id"], ident, current)
-    before = rd.totals(db, model["id"], ident, previous)
+    now = rd.totals(db, model["id"], ident, current, min_cell)
+    before = rd.totals(db, model["id"], ident, previous, min_cell)
     direction, head, summary = headline(e.name, weeks, now, before)
-    sides = [Side(p, rd.totals(db, model["id"], p.id, current), rd.totals(db, model["id"], p.id, previous),
+    sides = [Side(p, rd.totals(db, model["id"], p.id, current, min_cell),
+                  rd.totals(db, model["id"], p.id, previous, min_cell),
                   rd.weekly(db, model["id"], p.id, span))
              for p in rd.partners_of(db, e)]
     alert_rows = rd.alerts_for(db, model["id"], [e.id] + [s.entity.id for s in sides], span)
@@ -347,7 +353,8 @@ def render_html(r: EntityReport, links: dict | None = None, excerpts: bool = Tru
 
 def quote_md(ev: dict) -> str:
     """One excerpt as a Markdown quote with its pseudonym, community, date and link."""
-    return f"> {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']} ([source]({ev['url']}))"
+    link = f" ([source]({ev['url']}))" if ev["url"] else ""
+    return f"> {ev['excerpt']} — {ev['author']}, {ev['community']}, {ev['date']}{link}"
 
 
 def render_markdown(r: EntityReport) -> str:

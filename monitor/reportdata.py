@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from collectors.text import web_url
+
 from .aggregate import wilson
 from .alerts import THEME_LABELS, z_score
 from .errors import InputError
@@ -108,6 +110,12 @@ def last_week(db: sqlite_utils.Database, model: str) -> str | None:
     return row[0]
 
 
+# Reports look back at most MAX_WEEKS weeks (twice that with the period before) from a day
+# in this range, so no date they work out falls off the calendar.
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9000, 12, 31)
+MAX_WEEKS = 520
+
+
 def end_week(db: sqlite_utils.Database, model: str, until: str | None = None) -> str:
     """The last week of a report: the week holding ``until`` (an ISO date), or the latest
     week with data."""
@@ -115,9 +123,12 @@ def end_week(db: sqlite_utils.Database, model: str, until: str | None = None) ->
 
     if until:
         try:
-            return week_of(dt.date.fromisoformat(until).isoformat())
-        except ValueError:
+            day = dt.date.fromisoformat(until)
+        except (ValueError, TypeError):
             raise InputError(f"--until {until!r}: not a date like 2026-09-30")
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InputError(f"--until {until}: a date from {FIRST_DAY} to {LAST_DAY}")
+        return week_of(day.isoformat())
     end = last_week(db, model)
     if end is None:
         raise InputError(f"{db_name(db)}: no aggregates yet (run `trustwatch run` first)")
@@ -135,23 +146,52 @@ def next_day(week: str, days: int = 7) -> str:
 
 
 def weekly(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> dict[str, dict]:
+    if not weeks:
+        return {}
     rows = db.query(
         "select * from entity_weekly where model = ? and entity_id = ? and week >= ? and week <= ?",
         [model, ident, weeks[0], weeks[-1]])
-    return {r["week"]: r for r in rows}
+    keep = set(weeks)
+    return {r["week"]: r for r in rows if r["week"] in keep}
 
 
 def theme_weekly(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> dict[str, dict[str, dict]]:
     """theme -> week -> row of entity_theme_weekly."""
     out: dict[str, dict[str, dict]] = {}
+    if not weeks:
+        return out
+    keep = set(weeks)
     for r in db.query(
             "select * from entity_theme_weekly where model = ? and entity_id = ? and week >= ? and week <= ?",
             [model, ident, weeks[0], weeks[-1]]):
-        out.setdefault(r["theme"], {})[r["week"]] = r
+        if r["week"] in keep:
+            out.setdefault(r["theme"], {})[r["week"]] = r
     return out
 
 
-def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) -> Totals:
+def published(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], min_cell: int) -> list[str]:
+    """Those of ``weeks`` in which at least ``min_cell`` posts mention the entity: the only
+    weeks a public figure may draw on. A sum over a period that took in a withheld week
+    would give that week away to anyone who subtracts the published weeks from it."""
+    if not min_cell:
+        return list(weeks)
+    return [w for w, r in weekly(db, model, ident, weeks).items() if r["posts"] >= min_cell]
+
+
+# The Monday (UTC) of a post's week, as aggregate.week_of gives it, in SQL.
+POST_WEEK = "date(substr(p.created_at, 1, 10), '-6 days', 'weekday 1')"
+
+
+def _in_weeks(weeks: list[str]) -> tuple[str, list[str]]:
+    """SQL that keeps posts of exactly these weeks (they need not be consecutive)."""
+    return (f"p.created_at >= ? and p.created_at < ? and {POST_WEEK} in ({','.join('?' * len(weeks))})",
+            [weeks[0], next_day(weeks[-1]), *weeks])
+
+
+def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], min_cell: int = 0) -> Totals:
+    """Posts, sentiment, themes, authors and communities of the entity over ``weeks``;
+    with ``min_cell``, over those of the weeks that are published (:func:`published`)."""
+    weeks = published(db, model, ident, weeks, min_cell)
     t = Totals()
     busiest = None
     for w, r in weekly(db, model, ident, weeks).items():
@@ -162,21 +202,33 @@ def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str]) 
         if busiest is None or r["posts"] > busiest[1]:
             busiest = (w, r["posts"])
     t.busiest_week = busiest
+    # With min_cell, a count within a week is added in only where that week's own cell
+    # could be shown (a theme count of 0 or at least min_cell, as public_entity_themes has
+    # it; a community with at least min_cell posts that week): the difference between two
+    # periods is then never a withheld cell.
+    def shown(n: int) -> int:
+        return n if not min_cell or n == 0 or n >= min_cell else 0
+
     for theme, by_week in theme_weekly(db, model, ident, weeks).items():
-        t.themes[theme] = {"builds": sum(r["builds"] for r in by_week.values()),
-                           "erodes": sum(r["erodes"] for r in by_week.values())}
+        t.themes[theme] = {"builds": sum(shown(r["builds"]) for r in by_week.values()),
+                           "erodes": sum(shown(r["erodes"]) for r in by_week.values())}
     if t.posts:
         by_author: Counter = Counter()
         by_community: Counter = Counter()
+        span, params = _in_weeks(weeks)
         rows = db.execute(
-            """select distinct p.id, p.author, p.community from mentions m join posts p on p.id = m.post_id
-               where m.model = ? and m.entity_id = ? and p.created_at >= ? and p.created_at < ?""",
-            [model, ident, weeks[0], next_day(weeks[-1])]).fetchall()
-        for _, author, community in rows:
+            f"""select distinct p.id, p.author, p.community, {POST_WEEK} from mentions m join posts p on p.id = m.post_id
+               where m.model = ? and m.entity_id = ? and {span}""",
+            [model, ident, *params]).fetchall()
+        for _, author, community, week in rows:
             by_author[author] += 1
-            by_community[community] += 1
+            by_community[(community, week)] += 1
         t.authors = len([a for a in by_author if a is not None])
-        t.communities = sorted(by_community.items(), key=lambda c: (-c[1], c[0] or ""))
+        communities: Counter = Counter()
+        for (community, _), n in by_community.items():
+            communities[community] += shown(n)
+        t.communities = sorted(((c, n) for c, n in communities.items() if n),
+                               key=lambda c: (-c[1], c[0] or ""))
         t.top_author_posts = sum(n for _, n in by_author.most_common(3))
     return t
 
@@ -189,17 +241,25 @@ def change(now: Share, before: Share) -> float:
 
 
 def co_mentions(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], kinds=("sponsor", "site"),
-                limit: int = 6) -> list[tuple[str, str, int]]:
-    """(id, name, posts) of other entities of the given kinds named in the same posts."""
+                limit: int = 6, min_cell: int = 0) -> list[tuple[str, str, int]]:
+    """(id, name, posts) of other entities of the given kinds named in the same posts
+    (with ``min_cell``, in the published weeks only)."""
+    weeks = published(db, model, ident, weeks, min_cell)
+    if not weeks:
+        return []
     marks = ",".join("?" * len(kinds))
+    span, params = _in_weeks(weeks)
+    # Per week and entity first: with min_cell, a week's pair counts only where it could be shown.
     return [tuple(r) for r in db.execute(f"""
-        select e.id, e.name, count(distinct m2.post_id) as n
-        from mentions m join posts p on p.id = m.post_id
-        join mentions m2 on m2.post_id = m.post_id and m2.model = m.model and m2.entity_id != m.entity_id
-        join entities e on e.id = m2.entity_id
-        where m.model = ? and m.entity_id = ? and p.created_at >= ? and p.created_at < ? and e.kind in ({marks})
-        group by e.id order by n desc, e.name limit ?""",
-        [model, ident, weeks[0], next_day(weeks[-1]), *kinds, limit])]
+        select id, name, sum(n) as n from (
+            select e.id, e.name, {POST_WEEK} as week, count(distinct m2.post_id) as n
+            from mentions m join posts p on p.id = m.post_id
+            join mentions m2 on m2.post_id = m.post_id and m2.model = m.model and m2.entity_id != m.entity_id
+            join entities e on e.id = m2.entity_id
+            where m.model = ? and m.entity_id = ? and {span} and e.kind in ({marks})
+            group by e.id, week
+        ) where n >= ? group by id order by n desc, name limit ?""",
+        [model, ident, *params, *kinds, max(min_cell, 1), limit])]
 
 
 def alerts_for(db: sqlite_utils.Database, model: str, ids: list[str], weeks: list[str]) -> list[dict]:
@@ -210,7 +270,12 @@ def alerts_for(db: sqlite_utils.Database, model: str, ids: list[str], weeks: lis
         [model, *ids, weeks[0], weeks[-1]])]
 
 
-_USER_REF = re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{2,}|@[A-Za-z0-9_]{2,}")
+# User names inside quoted text: Reddit's u/name, /u/name, /user/name and reddit.com/user/name
+# (any case), and @name with dots and hyphens (Discourse, Mastodon), @name@instance included.
+_USER_REF = re.compile(
+    r"(?i)\b(?:[a-z]+\.)?reddit\.com/(?:u|user)/[a-z0-9_-]+"
+    r"|(?<![\w/])(?:/?u|/user)/[a-z0-9_-]{2,}"
+    r"|(?<![\w@.])@[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?(?:@[a-z0-9-]+(?:\.[a-z0-9-]+)+)?")
 
 
 def excerpt(title: str, text: str, start: int, end: int, width: int = 260) -> str:
@@ -265,7 +330,7 @@ def evidence(db: sqlite_utils.Database, model: str, ident: str, start: str, end:
         seen_posts.add(r["id"])
         seen_authors.add(r["author"])
         out.append({
-            "post_id": r["id"], "date": r["created_at"][:10], "community": r["community"], "url": r["url"],
+            "post_id": r["id"], "date": r["created_at"][:10], "community": r["community"], "url": web_url(r["url"]),
             "author": pseudonym(r["author"]), "sentiment": r["sentiment"],
             "excerpt": excerpt(r["title"] or "", r["text"] or "", r["start"], r["end"]),
         })

@@ -104,6 +104,19 @@ def make_datasette(db_path: Path, publish=None, secret: str | None = None):
     )
 
 
+def _check_port(host: str, port: int) -> None:
+    """One line, before anything starts, where the address cannot be listened on."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port}: a port number from 1 to 65535")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}")
+
+
 def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, publish=None,
           config_path: Path | str = "trustwatch.toml") -> None:
     import asyncio
@@ -115,6 +128,7 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, publish=None
     from .config import PublishConfig
 
     accounts = check_publish(publish, host, config_path)
+    _check_port(host, port)
     db = storage.open_db(db_path)  # migrations, and the threshold the public views apply
     storage.set_min_cell(db, (publish or PublishConfig()).min_cell)
     db.close()
@@ -127,4 +141,6 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, publish=None
               "visitors see aggregates, reports and alerts only", file=sys.stderr)
     else:
         print("No researcher accounts ([publish] researchers): post text is shown to no one", file=sys.stderr)
-    uvicorn.run(ds.app(), host=host, port=port, log_level="warning")
+    # proxy_headers=False: a client's own X-Forwarded-For must not choose the address the
+    # sign-in limit counts failures against (behind a proxy, visitors share its address).
+    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", proxy_headers=False)

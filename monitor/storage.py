@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .alerts import public_message_sql
 from .errors import InputError
 
 migrations = Migrations("trustwatch")
@@ -207,10 +208,16 @@ select t.entity_id, e.name as entity, t.week, t.theme,
 from entity_theme_weekly t join entities e on e.id = t.entity_id, {_THRESHOLD}
 where t.model = (select id from models where current = 1)
 order by t.entity_id, t.week, t.theme""",
+    # This week's figures of an alert are published (its week has at least k posts), but
+    # not a theme count below k, nor anything of the baseline weeks: their totals, less
+    # the published weeks among them, would give the withheld weeks away.
     "public_alerts": f"""
-select a.week, a.entity_id, e.name as entity, a.metric, a.message, a.posts,
-       case when a.count = 0 or a.count >= threshold.k then a.count end as count,
-       a.share_low, a.share_high, a.baseline_posts, a.baseline_share, a.z, a.first_seen
+select a.week, a.entity_id, e.name as entity, a.metric, {public_message_sql("a")} as message, a.posts,
+       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.count end as count,
+       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share end as share,
+       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_low end as share_low,
+       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_high end as share_high,
+       a.z, a.first_seen
 from alerts a join entities e on e.id = a.entity_id, {_THRESHOLD}
 where a.model = (select id from models where current = 1) and a.posts >= threshold.k
 order by a.week desc, a.z desc""",
@@ -255,6 +262,23 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     except sqlite3.DatabaseError as e:
         raise InputError(f"{path}: not a usable SQLite database ({e})")
     return db
+
+
+def is_trustwatch_db(path: Path | str) -> bool:
+    """Whether ``path`` is a database trustwatch made (it has a posts table and a migration
+    log), checked read-only: commands that only read must not turn another SQLite file, or
+    an empty one, into a trustwatch database."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+    return {"posts", "_sqlite_migrations"} <= names
 
 
 def writer_connection(db: sqlite_utils.Database) -> sqlite_utils.Database | None:

@@ -1,14 +1,17 @@
 """Small-count suppression for what anonymous visitors see: no figure drawn from fewer
 than ``min_cell`` posts ([publish] min_cell), and no post text.
 
-Works on built reports (:mod:`monitor.report`, :mod:`monitor.compare`), so the pages and
-the files share one set of numbers; only the public pages pass through here."""
+Works on reports built with the same ``min_cell`` (:mod:`monitor.report`,
+:mod:`monitor.compare`), whose period totals take in only the weeks with at least
+``min_cell`` posts (a total that took in a withheld week would give it away to anyone who
+subtracts the published weeks); only the public pages pass through here."""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import replace
 
+from .alerts import public_message
 from .compare import Comparison, summarise, thin_evidence
 from .report import EntityReport
 
@@ -18,6 +21,11 @@ def cell(n: int | None, k: int) -> str:
     if n is None:
         return "–"
     return f"<{k}" if k and 0 < n < k else str(n)
+
+
+def public_alerts(alerts: list[dict], k: int) -> list[dict]:
+    """Alerts of weeks with at least k posts, in their public words, without evidence."""
+    return [dict(a, message=public_message(a), evidence=[]) for a in alerts if a["posts"] >= k]
 
 
 def _weekly(rows: dict[str, dict], k: int) -> dict[str, dict]:
@@ -31,7 +39,7 @@ def entity_report(r: EntityReport, k: int) -> EntityReport:
     out.weekly = _weekly(r.weekly, k)
     out.themes_weekly = {t: {w: row for w, row in by.items() if w in out.weekly} for t, by in r.themes_weekly.items()}
     out.sides = [replace(s, weekly=_weekly(s.weekly, k)) for s in r.sides if s.now.posts >= k]
-    out.alerts = [dict(a, evidence=[]) for a in r.alerts if a["posts"] >= k]
+    out.alerts = public_alerts(r.alerts, k)
     out.drivers = [replace(d, evidence=[]) for d in r.drivers
                    if d.now.count >= k and (d.before.count == 0 or d.before.count >= k)]
     out.frequent = [f for f in r.frequent if f[2] >= k]
@@ -64,7 +72,7 @@ def comparison(c: Comparison, k: int) -> Comparison:
         x.now = copy.copy(x.now)
         x.now.communities = [(name, n) for name, n in x.now.communities if n >= k]
         x.co_mentions = [m for m in x.co_mentions if m[2] >= k]
-        x.alerts = [a for a in x.alerts if a["posts"] >= k]
+        x.alerts = public_alerts(x.alerts, k)
         x.examples = []
         x.warnings = thin_evidence(x.now, c.weeks, k)
         kept.append(x)

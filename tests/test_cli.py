@@ -122,3 +122,61 @@ def test_database_in_a_missing_folder_is_one_line(dump_config):
     result = invoke("run", "--config", str(dump_config))
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "no/such/dir/tw.db" in result.output
+
+
+@pytest.mark.parametrize("error, says", [
+    ("sqlite", "the database: attempt to write a readonly database (check the permissions"),
+    ("os", "/srv/reports/x.html.tmp: Permission denied"),
+])
+def test_a_file_that_cannot_be_written_is_one_line(capsys, error, says):
+    """A read-only database (root ignores file modes, so the error is raised here as
+    sqlite raises it) or a report folder that cannot be written: one line, exit 2, not a
+    traceback that reads like a failed source (exit 1)."""
+    import sqlite3
+
+    from monitor import cli as cli_module
+
+    @cli_module.reports_errors
+    def writes():
+        if error == "sqlite":
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        raise PermissionError(13, "Permission denied", "/srv/reports/x.html.tmp")
+
+    with pytest.raises(SystemExit) as e:
+        writes()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and err.count("\n") == 1
+
+
+def test_serve_refuses_a_port_it_cannot_use_in_one_line(tmp_path):
+    import socket
+
+    cfg = tmp_path / "trustwatch.toml"
+    cfg.write_text(f'[database]\npath = "{tmp_path / "t.db"}"\n')
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(cli, ["serve", "--config", str(cfg), "--port", str(port)])
+    assert r.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in r.output and r.output.count("\n") == 1
+    r = CliRunner().invoke(cli, ["serve", "--config", str(cfg), "--port", "70000"])
+    assert r.exit_code == 2 and "--port 70000: a port number from 1 to 65535" in r.output
+
+
+@pytest.mark.parametrize("line, says", [
+    ('{"id": 1, "text": "caf\udce9 LCRI"}', "line 1: not valid UTF-8"),  # stdin keeps a bad byte as a surrogate
+    ('{"id": 1, "text": "\\ud800 LCRI"}', "line 1: not valid UTF-8 (or a lone surrogate escape)"),
+    ('{"id": NaN, "text": "x"}', "line 1: \"id\" must be a string or a finite number"),
+    ('{"id": 1e999, "text": "x"}', "line 1: \"id\" must be a string or a finite number"),
+    ('{"id": 1, "text": 0}', "line 1: \"title\" and \"text\" must be strings"),
+    ('{"id": 1, "text": false}', "line 1: \"title\" and \"text\" must be strings"),
+    ('{"id": 1, "title": [], "text": "x"}', "line 1: \"title\" and \"text\" must be strings"),
+])
+def test_classify_lines_the_tagger_could_not_take_are_one_line(line, says):
+    import io
+
+    from monitor.classify import read_jsonl
+    from monitor.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        list(read_jsonl(io.StringIO(line + "\n"), "stdin"))
+    assert says in str(e.value)
+    assert list(read_jsonl(io.StringIO('{"id": 1, "text": null}\n'), "stdin")) == [(1, "", "")]

@@ -10,7 +10,7 @@ import pytest
 
 import synth
 from conftest import ds_request
-from monitor import report, storage
+from monitor import report, storage, suppress
 from monitor.serve import make_datasette, metadata
 
 
@@ -50,7 +50,11 @@ def test_entity_page_is_the_cli_report(ds, story):
     assert headline in unescape(r.text)
     assert "form letter" in r.text  # a signed-in researcher reads the posts behind the alerts
     anonymous = get(ds, "/-/trust/lakeshore")
-    assert headline in unescape(anonymous.text) and "form letter" not in anonymous.text
+    # In public, only weeks with at least min_cell (5) posts count: the quiet weeks before
+    # the story (3 posts each) are withheld, so the public report has nothing to compare.
+    public = suppress.entity_report(report.build(db, "lakeshore", min_cell=5), 5).headline
+    assert public != headline and public in unescape(anonymous.text) and "form letter" not in anonymous.text
+    assert "was discussed in 72 posts" in public
     assert "/story/entity_trend?entity=lakeshore" in r.text
     assert get(ds, "/-/trust/lakeshore?weeks=4").text.count("last 4 weeks") >= 1
     assert "this period 20 Jul 2026 – 16 Aug 2026" in get(ds, "/-/trust/lakeshore?weeks=4&until=2026-08-12").text
@@ -62,6 +66,9 @@ def test_entity_page_is_the_cli_report(ds, story):
     ("/-/compare?ids=hope", 400, "Pick at least two"),
     ("/-/compare?ids=hope&ids=ghost", 400, "no watched entity has id"),
     ("/-/trust/lakeshore?until=soon", 400, "not a date like 2026-09-30"),
+    ("/-/trust/lakeshore?until=9999-12-31", 400, "a date from 1970-01-01 to 9000-12-31"),
+    ("/-/trust/lakeshore?until=0001-01-01", 400, "a date from 1970-01-01 to 9000-12-31"),
+    ("/-/compare?ids=lakeshore&ids=hope&until=9999-12-31", 400, "a date from 1970-01-01"),
 ])
 def test_pages_refuse_bad_input_with_a_message(ds, path, status, message):
     r = get(ds, path)
@@ -71,15 +78,20 @@ def test_pages_refuse_bad_input_with_a_message(ds, path, status, message):
 def test_compare_form_and_its_checks(ds):
     form = get(ds, "/-/compare")
     assert form.status_code == 200 and form.text.count('type="checkbox" name="ids"') == 5
-    r = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle&weeks=26")
+    r = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle&weeks=26", actor=RESEARCHER)
     assert r.status_code == 200
     assert "seen differently" in r.text and "Thin:" in r.text
     checks = re.findall(r'class="check" href="([^"]+)"', r.text)
     assert len(checks) >= 5 * 3
-    summary = [unescape(c) for c in checks if "entity_period_summary" in c and "entity=hope" in c][0]
+    # In public the page and the public queries it links to count the same published weeks:
+    # hope's weeks of 5 posts, not its weeks of 1 or 4 (lantern's 2-post weeks: withheld).
+    pub = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle&weeks=26")
+    assert "Lantern" in unescape(pub.text) and "fewer than 5 posts in this window; withheld" in unescape(pub.text)
+    summary = [unescape(c) for c in re.findall(r'class="check" href="([^"]+)"', pub.text)
+               if "entity_period_summary" in c and "entity=hope" in c][0]
     rows = get(ds, summary.replace("entity_period_summary?", "entity_period_summary.json?_shape=array&")).json()
-    hope_posts = re.search(r"<th>Posts</th><td class=\"num\">(\d+)", r.text).group(1)
-    assert rows[0]["posts"] == int(hope_posts)
+    hope_posts = re.search(r"<th>Posts</th><td class=\"num\">(\d+)", pub.text).group(1)
+    assert rows[0]["posts"] == int(hope_posts) == 10
 
 
 @pytest.mark.parametrize("query, params", [
@@ -90,9 +102,8 @@ def test_compare_form_and_its_checks(ds):
     ("search_posts_about_entity", "entity=lakeshore&q=letter"),
     ("recent_alerts", ""),
     ("weekly_by_kind", "kind=group"),
-    ("entity_reach", "entity=lantern&start=2026-01-01&end=2027-01-01"),
+    ("entity_reach", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
     ("entity_theme_stances", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
-    ("co_mentions", "entity=hope&start=2026-01-01&end=2027-01-01"),
     ("entity_alerts", "entity=lakeshore&start=2026-01-01&end=2027-01-01"),
 ])
 def test_canned_queries_answer(ds, query, params):
@@ -125,8 +136,11 @@ def test_small_counts_are_withheld_from_anonymous_pages(tmp_path):
     assert "Fewer than 10 posts mention Motor Neuron Patient Circle" in page.text and "<svg" in page.text
     assert "Fewer than" not in get(ds, "/-/trust/circle", actor=RESEARCHER).text
     audit = get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle")
-    assert "Motor Neuron Patient Circle: fewer than 10 posts in this window; withheld" in unescape(audit.text)
-    assert audit.text.count('<th><a href="/-/trust/') == 2
+    # No week of these three groups has ten posts, so nothing of them is public.
+    for name in ("Motor Neuron Patient Circle", "ALS Hope Alliance"):
+        assert f"{name}: fewer than 10 posts in this window; withheld" in unescape(audit.text)
+    assert audit.text.count('<th><a href="/-/trust/') == 0
+    assert get(ds, "/-/compare?ids=hope&ids=lantern&ids=circle", actor=RESEARCHER).text.count('<th><a href="/-/trust/') == 3
     lake_public = get(ds, "/-/trust/lakeshore").text
     assert lake_public.count('class="bar ') < get(ds, "/-/trust/lakeshore", actor=RESEARCHER).text.count('class="bar ')
     rows = get(ds, "/s/entity_trend.json?_shape=array&entity=lakeshore").json()
@@ -147,3 +161,70 @@ def test_cached_pages_change_when_a_run_finishes(tmp_path):
     storage.finish_run(db, run_id, status="ok")
     after = get(ds, "/-/trust/circle", actor=RESEARCHER).text
     assert after != before and "No posts mentioned Motor Neuron Patient Circle" in after
+
+
+def _public(ds, query, **params):
+    from urllib.parse import urlencode
+
+    return get(ds, f"/story/{query}.json?_shape=array&{urlencode(params)}").json()
+
+
+def test_public_period_figures_are_sums_of_published_weeks(ds):
+    """A public figure over a period takes in only weeks with at least min_cell posts, so
+    subtracting one period from another never gives a withheld week away, and a period
+    ends on a week, not at a time: binary search on the end no longer finds when a post
+    was written (both found by an audit of the public queries)."""
+    # Lakeshore's week of 17 Aug 2026 had 3 posts (withheld); the next one 12.
+    with_withheld = _public(ds, "entity_period_summary", entity="lakeshore", start="2026-08-17", end="2026-08-31")
+    without = _public(ds, "entity_period_summary", entity="lakeshore", start="2026-08-24", end="2026-08-31")
+    assert with_withheld == without and without[0]["posts"] == 12
+    assert _public(ds, "entity_period_summary", entity="lakeshore", start="2026-08-17", end="2026-08-24") == []
+    for query in ("entity_theme_stances", "entity_reach", "co_mentions"):
+        assert (_public(ds, query, entity="lakeshore", start="2026-08-17", end="2026-08-31")
+                == _public(ds, query, entity="lakeshore", start="2026-08-24", end="2026-08-31")), query
+    # Any time inside a week reads as that week's Monday.
+    week = _public(ds, "entity_reach", entity="lakeshore", start="2026-01-01", end="2026-08-31")
+    for end in ("2026-08-31T00:00:01", "2026-09-02T13:14:15", "2026-09-06T23:59:59Z"):
+        assert _public(ds, "entity_reach", entity="lakeshore", start="2026-01-01", end=end) == week, end
+    # A community or a co-named entity counts in a week only with min_cell posts there.
+    assert _public(ds, "co_mentions", entity="lakeshore", start="2026-01-01", end="2027-01-01") == []
+    reach = _public(ds, "entity_reach", entity="lakeshore", start="2026-01-01", end="2027-01-01")
+    assert reach[0] == {"community": "all communities", "posts": 72, "authors": 28}
+
+
+def test_co_mentions_count_when_the_threshold_allows(tmp_path):
+    db = synth.build(tmp_path / "story.db")
+    storage.set_min_cell(db, 1)
+    ds = make_datasette(tmp_path / "story.db")
+    rows = _public(ds, "co_mentions", entity="lakeshore", start="2026-01-01", end="2027-01-01")
+    assert rows and rows[0]["posts"] >= 1 and all(r["id"] != "lakeshore" for r in rows)
+
+
+def test_public_alerts_say_nothing_of_the_weeks_before_or_of_small_theme_counts(ds, story):
+    import sqlite3
+
+    from monitor.alerts import public_message
+
+    public = _public(ds, "recent_alerts")
+    assert public and all("against" not in a["message"] and "%" not in a["message"] for a in public)
+    assert all("baseline_posts" not in a and "baseline_share" not in a for a in public)
+    conn = sqlite3.connect(story)
+    conn.row_factory = sqlite3.Row
+    rows = {(r["entity_id"], r["metric"], r["week"]): dict(r) for r in conn.execute("select * from alerts")}
+    for a in public:
+        full = rows[(a["entity_id"], a["metric"], a["week"])]
+        assert a["message"] == public_message(full)  # the view and the pages say the same
+        small = a["metric"].startswith("erodes:") and 0 < full["count"] < 5
+        assert (a["count"] is None and a["share_low"] is None) if small else a["count"] == full["count"]
+
+
+def test_a_small_theme_count_is_withheld_from_a_public_alert(tmp_path):
+    db = synth.build(tmp_path / "story.db")
+    db.execute("update alerts set count = 3, share = 0.25, share_low = 0.09, share_high = 0.53 "
+               "where metric = 'erodes:commitment'")
+    db.conn.commit()
+    ds = make_datasette(tmp_path / "story.db")
+    [a] = [a for a in _public(ds, "recent_alerts") if a["metric"] == "erodes:commitment"]
+    assert a["count"] is None and a["share"] is None and a["share_low"] is None and a["share_high"] is None
+    assert a["message"] == ("Posts where commitment and follow-through erodes trust: a larger share this week "
+                            "than in the previous 8 weeks")

@@ -175,3 +175,23 @@ def test_hash_password_command_prints_a_usable_hash():
 def test_cli_serve_exits_2_for_a_public_host_without_researchers(dump_config):
     result = CliRunner().invoke(cli, ["serve", "--config", str(dump_config), "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "without sign-in" in result.output and result.output.count("\n") == 1
+
+
+def test_responses_carry_security_headers_and_the_sign_in_cookie_is_http_only(ds):
+    async def go():
+        token, cookies = await _login_form(ds)
+        right = await ds.client.post("/-/login", data={"username": "alice", "password": PASSWORD,
+                                                       "csrftoken": token}, cookies=cookies)
+        page = await ds.client.get("/-/trust")
+        tool = await ds.client.get("/-/password-tool")
+        tool_post = await ds.client.post("/-/password-tool", data={"password": "x"})
+        return right, page, tool, tool_post
+
+    right, page, tool, tool_post = asyncio.run(go())
+    cookie = [v for k, v in right.headers.multi_items() if k == "set-cookie" and v.startswith("ds_actor=")]
+    assert cookie and "httponly" in cookie[0].lower()
+    for r in (right, page):
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    # The auth plugin's hashing page would let anyone keep the server hashing: gone.
+    assert tool.status_code == 404 and tool_post.status_code == 404 and "hash-password" in tool.text

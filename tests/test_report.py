@@ -168,6 +168,12 @@ def test_cli_report_and_compare(story, tmp_path):
     ([], "give either --entity ID or --compare"),
     (["--entity", "hope", "lantern"], "unexpected argument 'lantern'"),
     (["--entity", "hope", "--out", "x.pdf"], ".html or .md"),
+    (["--entity", "hope", "--weeks", "53000"], "--weeks 53000: at most 520"),
+    (["--entity", "hope", "--weeks", "99999999999999999999"], "at most 520"),
+    (["--compare", "hope", "circle", "--weeks", "1000000"], "at most 520"),
+    (["--entity", "hope", "--until", "9999-12-31"], "--until 9999-12-31: a date from 1970-01-01"),
+    (["--entity", "hope", "--until", "0001-01-01"], "a date from 1970-01-01 to 9000-12-31"),
+    (["--compare", "hope", "circle", "--until", "0001-02-01"], "a date from 1970-01-01"),
 ])
 def test_cli_report_bad_input_exits_2_with_one_line(story, args, message):
     r = CliRunner().invoke(cli, ["report", "--db", str(story), *args])
@@ -194,3 +200,43 @@ def test_consent_of_invited_sources_is_shown_in_reports(tmp_path):
     assert "Consent" in html and "members told in #announcements" in html
     assert "## Consent" in report.render_markdown(r)
     assert report.build(db, "lantern").consent == []  # no post from that server names it
+
+
+@pytest.mark.parametrize("name", ["@jane-doe", "@jane.doe@mastodon.social", "U/JaneDoe", "/user/JaneDoe",
+                                  "reddit.com/user/JaneDoe", "https://www.reddit.com/u/JaneDoe", "/u/Jane_Doe"])
+def test_every_form_of_a_user_name_is_masked(name):
+    text = f"Lakeshore was slow to answer, said {name}, and nobody else."
+    i = text.index("Lakeshore")
+    out = reportdata.excerpt("", text, i, i + 9)
+    assert "Jane" not in out and "jane" not in out and "[user]" in out, out
+    assert out.endswith("and nobody else.")
+
+
+def test_a_source_link_that_is_not_http_is_left_out_of_reports(tmp_path):
+    from monitor import storage
+
+    db = synth.build(tmp_path / "x.db")
+    db.execute("update posts set url = 'javascript:alert(document.cookie)'")
+    db.conn.commit()
+    r = report.build(db, "lakeshore")
+    html = report.render_html(r)
+    assert "javascript:" not in html and "form letter" in html and ">source<" not in html
+    assert "javascript:" not in report.render_markdown(r)
+
+
+@pytest.mark.parametrize("content", [b"", None])
+def test_report_leaves_a_database_that_is_not_trustwatchs_as_it_is(tmp_path, content):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    if content is None:
+        con = sqlite3.connect(path)
+        con.execute("create table notes (body text)")
+        con.commit()
+        con.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    r = CliRunner().invoke(cli, ["report", "--db", str(path), "--entity", "x", "--out", "-"])
+    assert r.exit_code == 2 and "not a trustwatch database (left as it is)" in r.output
+    assert path.read_bytes() == before and not (tmp_path / "other.db-wal").exists()

@@ -136,10 +136,11 @@ async def entity_page(request, datasette):
         until = request.args.get("until") or None
 
         def render():
-            r = report.build(db, ident, weeks, until=until)
+            k = 0 if excerpts else _min_cell(db)
+            r = report.build(db, ident, weeks, until=until, min_cell=k)
             r.db_name = db_name
             if not excerpts:
-                r = suppress.entity_report(r, _min_cell(db))
+                r = suppress.entity_report(r, k)
             return report.render_html(r, links=_links(datasette, db_name, ident), excerpts=excerpts)
 
         key = ("entity", str(database_path(datasette)), ident, weeks, until, excerpts, _state(db))
@@ -178,10 +179,11 @@ async def compare_page(request, datasette):
         until = request.args.get("until") or None
 
         def build():
-            c = compare.build(db, ids, weeks, until)
+            k = 0 if excerpts else _min_cell(db)
+            c = compare.build(db, ids, weeks, until, min_cell=k)
             c.db_name = db_name
             if not excerpts:
-                c = suppress.comparison(c, _min_cell(db))
+                c = suppress.comparison(c, k)
             span = {"start": c.weeks[0], "end": rd.next_day(c.weeks[-1])}
             query = {"summary": "entity_period_summary", "reach": "entity_reach", "themes": "entity_theme_stances",
                      "co": "co_mentions", "alerts": "entity_alerts"}
@@ -229,7 +231,7 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
         "when 'sponsor' then 2 when 'trial' then 3 else 4 end, name")]
     rows, by_kind = [], {}
     for e in entities:
-        t = rd.totals(db, model["id"], e.id, recent)
+        t = rd.totals(db, model["id"], e.id, recent, min_cell)
         weekly = {w: row for w, row in rd.weekly(db, model["id"], e.id, span).items() if row["posts"] >= min_cell}
         alerts = [a for a in rd.alerts_for(db, model["id"], [e.id], span[-26:]) if a["posts"] >= min_cell]
         rows.append((e, t, sum(w["posts"] for w in weekly.values()), len(alerts)))
@@ -267,8 +269,8 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
                        f'{charts.share_lines(span, by_kind[kind], caption, band=False)}</figure>'
                        f'<p class="note"><a href="{base}/weekly_by_kind?{urlencode({"kind": kind})}">The weekly '
                        f'numbers behind this chart</a></p>')
-    alerts = [a for a in rd.alerts_for(db, model["id"], [e.id for e in entities], span[-26:])
-              if a["posts"] >= min_cell]
+    alerts = rd.alerts_for(db, model["id"], [e.id for e in entities], span[-26:])
+    alerts = suppress.public_alerts(alerts, min_cell) if min_cell else alerts
     out.append('<h2>Recent alerts</h2>')
     if not alerts:
         out.append("<p>No alerts in the last 26 weeks.</p>")
@@ -390,6 +392,48 @@ def asgi_wrapper(datasette):
                 if not seen:
                     failures.pop(client, None)
 
-        return limited
+        async def secured(scope, receive, send):
+            if scope.get("type") != "http":
+                return await limited(scope, receive, send)
+            if scope.get("path", "").rstrip("/").endswith("/-/password-tool"):
+                # The auth plugin's hashing page: anyone could make the server hash on its
+                # event loop at will. `trustwatch hash-password` does the same offline.
+                await send({"type": "http.response.start", "status": 404,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await send({"type": "http.response.body", "body": b"Not found: use `trustwatch hash-password`.\n"})
+                return
+
+            async def harden(message):
+                if message["type"] == "http.response.start":
+                    message = dict(message, headers=secure_headers(message.get("headers") or []))
+                await send(message)
+
+            await limited(scope, receive, harden)
+
+        return secured
 
     return wrap
+
+
+# Sent with every response: no framing (clickjacking of the sign-in form), no content
+# sniffing, no full URLs (with their query) in Referer headers to other sites.
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+def secure_headers(headers) -> list:
+    """The response's headers plus SECURITY_HEADERS (where it did not set them), and the
+    sign-in cookie made HttpOnly: no script on a page can read it."""
+    out = []
+    for name, value in headers:
+        name_l = bytes(name).lower()
+        if name_l == b"set-cookie" and bytes(value).startswith(b"ds_actor=") and b"httponly" not in bytes(value).lower():
+            value = bytes(value) + b"; HttpOnly"
+        out.append((name, value))
+    present = {bytes(n).lower() for n, _ in out}
+    out += [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+    return out

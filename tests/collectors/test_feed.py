@@ -44,3 +44,18 @@ def test_feed_entries_become_posts_and_conditional_get_skips_unchanged():
 def test_html_to_text_drops_scripts_and_keeps_paragraphs():
     assert html_to_text("<p>a &amp; b</p><script>x()</script><style>p{}</style><p>c<br>d</p>") == "a & b\n\nc\nd"
     assert html_to_text("") == ""
+
+
+def test_a_link_that_is_not_http_is_not_kept():
+    from collectors.text import web_url
+
+    c = FeedCollector("f", "https://forum.example.org/rss.xml", feed_client([]))
+    raw = {"id": "x1", "link": "javascript:alert(document.cookie)", "published_parsed": (2026, 3, 3, 10, 0, 0, 1, 62, 0),
+           "title": "t", "summary": "s"}
+    p = c.to_post(raw)
+    assert p.url is None and p.source_ref is None and p.text == "s"
+    for bad in ("javascript:alert(1)", " JAVASCRIPT:x", "data:text/html,<b>", "vbscript:x", "//evil.example/x",
+                "http://", "", None, 5):
+        assert web_url(bad) is None, bad
+    assert web_url(" https://forum.example.org/t/1 ") == "https://forum.example.org/t/1"
+    assert web_url("HTTP://a.example/") == "HTTP://a.example/"
