@@ -47,15 +47,16 @@ def entity_report(r: EntityReport, k: int) -> EntityReport:
     name = r.entity.name
     if r.now.posts < k:
         out.direction = "none"
-        out.headline = f"Fewer than {k} posts mention {name} in this period: its figures are withheld from public view."
+        out.headline = (f"No week of this period had {k} or more posts mentioning {name}: its figures are withheld "
+                        "from public view.")
         out.summary = ["Signed-in researchers can see them."]
         out.drivers, out.frequent = [], []
     elif r.before.posts < k:
         neg, pos = r.now.share("negative"), r.now.share("positive")
         out.direction = "new"
         out.headline = f"{name} was discussed in {r.now.posts} posts in the last {len(r.weeks)} weeks."
-        out.summary = [f"{neg.value:.0%} were negative and {pos.value:.0%} positive. The period before had fewer "
-                       f"than {k} posts, too few to compare in public."]
+        out.summary = [f"{neg.value:.0%} were negative and {pos.value:.0%} positive. No week of the period before "
+                       f"had {k} or more posts, so it cannot be compared in public."]
     return out
 
 
@@ -77,6 +78,6 @@ def comparison(c: Comparison, k: int) -> Comparison:
         x.warnings = thin_evidence(x.now, c.weeks, k)
         kept.append(x)
     out.candidates = kept
-    out.summary = summarise(kept, k) + [f"{name}: fewer than {k} posts in this window; withheld from public view."
+    out.summary = summarise(kept, k) + [f"{name}: no week in this window had {k} or more posts; withheld from public view."
                                         for name in withheld]
     return out

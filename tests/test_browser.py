@@ -165,7 +165,9 @@ def test_a_liaison_gets_from_home_to_a_report_by_clicking(browser, server):
     page, problems = visit(browser, server + "/", allowed_host=server)
     page.click("a:has-text('Lakeshore Clinical Research Institute')")
     page.wait_for_load_state("load")
-    assert "fell over the last 13 weeks" in page.inner_text("#headline")
+    # An anonymous visitor: the quiet weeks before the story (3 posts each) are withheld, so
+    # the public report gives this period alone (a signed-in researcher reads "fell").
+    assert "was discussed in 72 posts in the last 13 weeks" in page.inner_text("#headline")
     page.click("#partners a:has-text('ALS Hope Alliance')")
     page.wait_for_load_state("load")
     assert page.title() == "Trust report: ALS Hope Alliance"
@@ -174,6 +176,6 @@ def test_a_liaison_gets_from_home_to_a_report_by_clicking(browser, server):
     page.check("input[value=lantern]")
     page.click("button[type=submit]")
     page.wait_for_load_state("load")
-    assert "Partner audit" in page.title() and "seen differently" in page.inner_text("#summary")
+    assert "Partner audit" in page.title() and "Lantern" in page.inner_text("#summary")
     assert problems == []
     page.close()

@@ -246,7 +246,7 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
     for e, t, total, n_alerts in rows:
         if t.posts < min_cell:
             figures = (f'<td class="num">{suppress.cell(total, min_cell)}</td><td class="num">&lt;{min_cell}</td>'
-                       f'<td colspan="2">withheld (fewer than {min_cell} posts)</td>')
+                       f'<td colspan="2">withheld (no week with {min_cell} or more posts)</td>')
         else:
             figures = (f'<td class="num">{total}</td><td class="num">{t.posts}</td>'
                        f'<td>{escape(t.share("negative").text())}</td><td class="num">{t.net:+.2f}</td>')
@@ -256,8 +256,8 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
             f'<td><a href="{base}/entity_trend?{urlencode({"entity": e.id})}">numbers</a></td></tr>')
     out.append("</tbody></table>")
     if min_cell:
-        out.append(f'<p class="note">Public view: figures drawn from fewer than {min_cell} posts are withheld, '
-                   'and such weeks are left out of the charts.</p>')
+        out.append(f'<p class="note">Public view: an entity\'s weeks with fewer than {min_cell} posts are left '
+                   'out of every figure and chart, and any other figure drawn from fewer posts is withheld.</p>')
     labels = {"site": "Trial sites", "group": "Advocacy groups", "sponsor": "Sponsors", "trial": "Trials",
               "condition": "Conditions"}
     for kind in ("site", "group", "sponsor", "trial"):
