@@ -31,11 +31,19 @@ def default_encoder_path() -> Path:
 
 
 def quiet_transformers() -> None:
-    """No log chatter or progress bars from transformers while loading."""
+    """No log chatter or progress bars from transformers while loading, nor the hub
+    client's line per retry when a hub model cannot be reached (the load error that
+    follows says it in one line)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()
+    except ImportError:  # transformers without the hub client
+        pass
 
 
 def torch_device(device: str):
@@ -272,6 +280,8 @@ class Encoder:
         self.device = torch_device(device)
         import torch
 
+        if self.path.startswith(("/", "./", "../", "~")) and not Path(self.path).expanduser().exists():
+            raise ModelLoadError(f"cannot load encoder from {self.path}: no such folder")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             # fp16 on a GPU, fp32 on a CPU, whatever the weights were saved in

@@ -195,7 +195,11 @@ def classify(config_path, watchlist, input_path, batch):
     from .pipeline import build_tagger
 
     entities = load_watchlist(watchlist)
+    # The model the config names: --config, $TRUSTWATCH_CONFIG, or ./trustwatch.toml where
+    # there is one (as every command finds its config); with none, the offline default.
     cfg_path = config_path or (Path(os.environ["TRUSTWATCH_CONFIG"]) if os.environ.get("TRUSTWATCH_CONFIG") else None)
+    if cfg_path is None and Path("trustwatch.toml").is_file():
+        cfg_path = Path("trustwatch.toml")
     tagger = build_tagger(load_config(cfg_path).model if cfg_path else ModelConfig(), entities)
     if input_path == "-":
         stream = contextlib.nullcontext(sys.stdin)

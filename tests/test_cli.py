@@ -180,3 +180,12 @@ def test_classify_lines_the_tagger_could_not_take_are_one_line(line, says):
         list(read_jsonl(io.StringIO(line + "\n"), "stdin"))
     assert says in str(e.value)
     assert list(read_jsonl(io.StringIO('{"id": 1, "text": null}\n'), "stdin")) == [(1, "", "")]
+
+
+def test_classify_uses_the_model_of_the_config_in_this_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRUSTWATCH_CONFIG", raising=False)
+    (tmp_path / "trustwatch.toml").write_text('[model]\nencoder = "./no-such-encoder"\n')
+    (tmp_path / "w.toml").write_text('[[watch]]\nid = "x"\nkind = "site"\nname = "Xsite"\n')
+    r = invoke("classify", "--watchlist", "w.toml", input='{"id": 1, "text": "hi"}\n')
+    assert r.exit_code == 2 and "cannot load encoder from ./no-such-encoder: no such folder" in r.output

@@ -148,3 +148,13 @@ def test_the_piece_cache_stays_exact_when_full_and_skips_long_pieces(tiny_encode
     for texts in (["a b"], ["a c d"], ["a b c d e f g"], [f"see {link} now", "a"], ["b " * 5]):
         assert tok.ids(texts) == hf(texts, truncation=True, max_length=64)["input_ids"]
         assert len(tok.cache) <= 7 and link not in tok.cache
+
+
+def test_an_encoder_folder_that_does_not_exist_is_named_plainly(tmp_path):
+    import pytest
+
+    from models.encoder import Encoder
+    from models.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=r"cannot load encoder from /nonexistent/enc: no such folder"):
+        Encoder("/nonexistent/enc")
