@@ -188,7 +188,7 @@ def parse_watch(items: Any, where: str, check_partners: bool = True) -> list[Ent
                 name=name,
                 aliases=tuple(a for a in aliases if a.strip()),
                 partners=tuple(partners),
-                context=str(item.get("context", "")),
+                context=_expect(item.get("context", ""), str, f"{w}.context", "a string"),
             )
         )
     if check_partners:

@@ -179,3 +179,8 @@ def test_alert_rules_must_be_finite_and_in_range(tmp_path, line):
 def test_a_huge_batch_size_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="model.batch_size: must be between 1 and 65536"):
         load_config(write(tmp_path, GOOD + "\n[model]\nbatch_size = 100000000000000000000000\n"))
+
+
+def test_a_watch_context_must_be_text(tmp_path):
+    with pytest.raises(ConfigError, match=r"context: expected a string"):
+        load_watchlist(write(tmp_path, '[[watch]]\nid = "x"\nkind = "site"\nname = "X"\ncontext = 5\n'))
