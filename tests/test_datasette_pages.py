@@ -228,3 +228,13 @@ def test_a_small_theme_count_is_withheld_from_a_public_alert(tmp_path):
     assert a["count"] is None and a["share"] is None and a["share_low"] is None and a["share_high"] is None
     assert a["message"] == ("Posts where commitment and follow-through erodes trust: a larger share this week "
                             "than in the previous 8 weeks")
+
+
+def test_row_pages_do_not_count_rows_of_other_tables(ds):
+    """An entity's row page counted its mentions over all weeks (withheld ones included)
+    for anyone, from a table anonymous visitors may not read."""
+    page = get(ds, "/story/entities/lakeshore")
+    assert page.status_code == 200 and "Lakeshore" in page.text
+    assert "Links from other tables" not in page.text and "rows from entity_id" not in page.text
+    data = get(ds, "/story/entities/lakeshore.json?_extras=foreign_key_tables").json()
+    assert not data.get("foreign_key_tables")

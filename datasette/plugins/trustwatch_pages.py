@@ -309,6 +309,25 @@ def register_routes():
 
 
 @hookimpl
+def startup(datasette):
+    """Row pages count the rows of other tables that point at a row ("40 rows from
+    entity_id in mentions"), whoever asks and whatever those tables' permissions: a total
+    of mentions over every week, withheld ones included. The counts are dropped (Datasette
+    asks for them through get_all_foreign_keys; links to a row's own references stay)."""
+    for db in datasette.databases.values():
+        if getattr(db, "_trustwatch_no_incoming", False):
+            continue
+        original = db.get_all_foreign_keys
+
+        async def outgoing_only(original=original):
+            keys = await original()
+            return {table: dict(fks, incoming=[]) for table, fks in keys.items()}
+
+        db.get_all_foreign_keys = outgoing_only
+        db._trustwatch_no_incoming = True
+
+
+@hookimpl
 def extra_template_vars(template, datasette):
     if template != "index.html":
         return {}
