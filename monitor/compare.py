@@ -51,9 +51,9 @@ class Comparison:
         return f"{day_text(self.weeks[0])} – {day_text(rd.next_day(self.weeks[-1], 6))}"
 
 
-def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0) -> list[str]:
+def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0, public: bool = False) -> list[str]:
     """Plain reasons why one candidate's figures may not mean much (counts below
-    ``min_cell`` are not quoted)."""
+    ``min_cell`` are not quoted; ``public``: nor the posts of the most active authors)."""
     out = []
     if t.posts == 0:
         return ["no posts mention it in this window"]
@@ -67,7 +67,7 @@ def thin_evidence(t: rd.Totals, weeks: list[str], min_cell: int = 0) -> list[str
                    "a large share of its posts fall in one week: a burst, not a steady view")
     if t.posts >= 5 and t.top_author_posts >= 0.5 * t.posts:
         out.append(f"its three most active authors wrote {t.top_author_posts} of {t.posts} posts"
-                   if t.top_author_posts >= min_cell else "three authors wrote half of its posts")
+                   if t.top_author_posts >= min_cell and not public else "three authors wrote half of its posts")
     return out
 
 
@@ -120,8 +120,9 @@ def summarise(cands: list[Candidate], min_cell: int = 0) -> list[str]:
                          f"the latest in the week of {day_text(c.alerts[0]['week'])}.")
     solid = [c for c in testable if not c.warnings]
     if solid:
-        broad = max(solid, key=lambda c: (len(c.now.communities), c.now.authors))
-        lines.append(f"Broadest evidence: {broad.name}, {broad.now.posts} posts by {broad.now.authors} authors "
+        broad = max(solid, key=lambda c: (len(c.now.communities), c.now.authors or 0))
+        by = f" by {broad.now.authors} authors" if broad.now.authors is not None else ""
+        lines.append(f"Broadest evidence: {broad.name}, {broad.now.posts} posts{by} "
                      f"in {len(broad.now.communities)} communities.")
     return lines
 
@@ -190,7 +191,7 @@ def render_markdown(c: Comparison) -> str:
         lines.append(f"| {label} | " + " | ".join(fn(x) for x in c.candidates) + " |")
 
     row("posts", lambda x: str(x.now.posts))
-    row("different authors", lambda x: str(x.now.authors))
+    row("different authors", lambda x: "withheld" if x.now.authors is None else str(x.now.authors))
     row("communities", lambda x: ", ".join(f"{k} ({n})" for k, n in x.now.communities[:4]) or "–")
     row("negative", lambda x: x.now.share("negative").text())
     row("positive", lambda x: x.now.share("positive").text())

@@ -191,6 +191,15 @@ def frequent_themes(now: Totals, limit: int = 3) -> list[tuple[str, str, int]]:
     return sorted([i for i in items if i[2]], key=lambda i: (-i[2], i[0]))[:limit]
 
 
+def period_line(now: Totals) -> str:
+    """The caveat that says how many posts, authors and communities a period rests on
+    (authors left out where they are withheld: ``now.authors`` None)."""
+    by = f" by {now.authors} different authors" if now.authors is not None else ""
+    return (f"This period: {now.posts} posts{by} in {len(now.communities)} "
+            f"communit{'y' if len(now.communities) == 1 else 'ies'}"
+            + (f" ({', '.join(c for c, _ in now.communities[:5])})." if now.communities else "."))
+
+
 def caveats(model: dict, now: Totals, sides: list[Side], rules_text: str) -> list[str]:
     m = model.get("metrics", {})
     forum = m.get("forum_heldout", {})
@@ -211,9 +220,7 @@ def caveats(model: dict, now: Totals, sides: list[Side], rules_text: str) -> lis
         "organisation comes from the words around the name, not from the whole post.",
         "Shares are given with 95% intervals (Wilson): the range that the share in a larger sample of similar "
         "posts would likely fall in. Wide intervals mean few posts.",
-        f"This period: {now.posts} posts by {now.authors} different authors in {len(now.communities)} "
-        f"communit{'y' if len(now.communities) == 1 else 'ies'}"
-        + (f" ({', '.join(c for c, _ in now.communities[:5])})." if now.communities else "."),
+        period_line(now),
         "Public posts come from people who chose to write: they are not a survey of patients, and some voices "
         "(people without time, language or internet access) are missing. A few very active authors can tilt a "
         "small sample.",
@@ -339,6 +346,8 @@ def template_env():
 
     env.filters["cell"] = cell
     env.filters["signed"] = lambda x: f"{x:+.2f}"
+    # A period's net sentiment, or "–" where it has no posts (in public: no published week)
+    env.filters["net"] = lambda t: f"{t.net:+.2f}" if t.posts else "–"
     return env
 
 

@@ -210,14 +210,15 @@ where t.model = (select id from models where current = 1)
 order by t.entity_id, t.week, t.theme""",
     # This week's figures of an alert are published (its week has at least k posts), but
     # not a theme count below k, nor anything of the baseline weeks: their totals, less
-    # the published weeks among them, would give the withheld weeks away.
+    # the published weeks among them, would give the withheld weeks away. Nor z: with this
+    # week's counts it can be solved for the baseline's. Nor first_seen: the run that first
+    # raised an alert could date the posts that tipped it.
     "public_alerts": f"""
 select a.week, a.entity_id, e.name as entity, a.metric, {public_message_sql("a")} as message, a.posts,
        case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.count end as count,
        case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share end as share,
        case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_low end as share_low,
-       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_high end as share_high,
-       a.z, a.first_seen
+       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_high end as share_high
 from alerts a join entities e on e.id = a.entity_id, {_THRESHOLD}
 where a.model = (select id from models where current = 1) and a.posts >= threshold.k
 order by a.week desc, a.z desc""",

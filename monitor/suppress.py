@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .alerts import public_message
 from .compare import Comparison, summarise, thin_evidence
-from .report import EntityReport
+from .report import EntityReport, period_line
 
 
 def cell(n: int | None, k: int) -> str:
@@ -32,13 +32,30 @@ def _weekly(rows: dict[str, dict], k: int) -> dict[str, dict]:
     return {w: row for w, row in rows.items() if row["posts"] >= k}
 
 
+def _shown(n: int, k: int) -> int:
+    """A count within a published week as the public weekly views show it: 0 or at least k."""
+    return n if n == 0 or n >= k else 0
+
+
+def _no_authors(t):
+    """Totals without the number of distinct authors: distinct counts do not add up, so two
+    periods' counts compared would tell how many people wrote in both (a count of people
+    that may be below k). Public views give authors per published week only."""
+    return replace(t, authors=None)
+
+
 def entity_report(r: EntityReport, k: int) -> EntityReport:
     """A copy of the report with every figure below k posts withheld and no excerpts."""
     out = copy.copy(r)
     out.min_cell = k
     out.weekly = _weekly(r.weekly, k)
-    out.themes_weekly = {t: {w: row for w, row in by.items() if w in out.weekly} for t, by in r.themes_weekly.items()}
-    out.sides = [replace(s, weekly=_weekly(s.weekly, k)) for s in r.sides if s.now.posts >= k]
+    out.themes_weekly = {t: {w: dict(row, builds=_shown(row["builds"], k), erodes=_shown(row["erodes"], k))
+                             for w, row in by.items() if w in out.weekly}
+                         for t, by in r.themes_weekly.items()}
+    out.now, out.before = _no_authors(r.now), _no_authors(r.before)
+    out.caveats = [period_line(out.now) if c.startswith("This period:") else c for c in r.caveats]
+    out.sides = [replace(s, weekly=_weekly(s.weekly, k), now=_no_authors(s.now), before=_no_authors(s.before))
+                 for s in r.sides if s.now.posts >= k]
     out.alerts = public_alerts(r.alerts, k)
     out.drivers = [replace(d, evidence=[]) for d in r.drivers
                    if d.now.count >= k and (d.before.count == 0 or d.before.count >= k)]
@@ -70,12 +87,13 @@ def comparison(c: Comparison, k: int) -> Comparison:
             withheld.append(x.name)
             continue
         x = copy.copy(x)
-        x.now = copy.copy(x.now)
+        x.now, x.first, x.second = _no_authors(x.now), _no_authors(x.first), _no_authors(x.second)
         x.now.communities = [(name, n) for name, n in x.now.communities if n >= k]
+        x.weekly = _weekly(x.weekly, k)
         x.co_mentions = [m for m in x.co_mentions if m[2] >= k]
         x.alerts = public_alerts(x.alerts, k)
         x.examples = []
-        x.warnings = thin_evidence(x.now, c.weeks, k)
+        x.warnings = thin_evidence(x.now, c.weeks, k, public=True)
         kept.append(x)
     out.candidates = kept
     out.summary = summarise(kept, k) + [f"{name}: no week in this window had {k} or more posts; withheld from public view."

@@ -189,7 +189,7 @@ def test_public_period_figures_are_sums_of_published_weeks(ds):
     # A community or a co-named entity counts in a week only with min_cell posts there.
     assert _public(ds, "co_mentions", entity="lakeshore", start="2026-01-01", end="2027-01-01") == []
     reach = _public(ds, "entity_reach", entity="lakeshore", start="2026-01-01", end="2027-01-01")
-    assert reach[0] == {"community": "all communities", "posts": 72, "authors": 28}
+    assert reach[0] == {"community": "all communities", "posts": 72}
 
 
 def test_co_mentions_count_when_the_threshold_allows(tmp_path):
@@ -208,6 +208,8 @@ def test_public_alerts_say_nothing_of_the_weeks_before_or_of_small_theme_counts(
     public = _public(ds, "recent_alerts")
     assert public and all("against" not in a["message"] and "%" not in a["message"] for a in public)
     assert all("baseline_posts" not in a and "baseline_share" not in a for a in public)
+    # z can be solved for the baseline's counts; first_seen could date the posts
+    assert all("z" not in a and "first_seen" not in a for a in public)
     conn = sqlite3.connect(story)
     conn.row_factory = sqlite3.Row
     rows = {(r["entity_id"], r["metric"], r["week"]): dict(r) for r in conn.execute("select * from alerts")}
@@ -238,3 +240,22 @@ def test_row_pages_do_not_count_rows_of_other_tables(ds):
     assert "Links from other tables" not in page.text and "rows from entity_id" not in page.text
     data = get(ds, "/story/entities/lakeshore.json?_extras=foreign_key_tables").json()
     assert not data.get("foreign_key_tables")
+
+
+def test_public_charts_and_caveats_hold_no_withheld_cell(ds):
+    """Found by a review of the rule: the partner audit's chart plotted withheld weeks, the
+    report's theme chart small theme counts, and a caveat gave the number of authors."""
+    chart_point = "Lakeshore Clinical Research Institute, 6 Apr: "  # a week of 3 posts
+    audit = "/-/compare?ids=lakeshore&ids=hope&weeks=26"
+    assert chart_point in unescape(get(ds, audit, actor=RESEARCHER).text)
+    assert chart_point not in unescape(get(ds, audit).text)
+    theme_point = "Conflict of interest, 31 Aug: "  # 4 of 5 posts: a theme count below 5
+    assert theme_point in unescape(get(ds, "/-/trust/hope", actor=RESEARCHER).text)
+    assert theme_point not in unescape(get(ds, "/-/trust/hope").text)
+    for path in ("/-/trust/circle?until=2026-08-31", "/-/trust/lakeshore", audit):
+        public = unescape(get(ds, path).text)
+        assert "different authors" not in public or "withheld" in public, path
+        assert not re.search(r"posts by \d+ (different )?authors", public), path
+    assert re.search(r"posts by \d+ different authors", unescape(get(ds, "/-/trust/lakeshore", actor=RESEARCHER).text))
+    lake = unescape(get(ds, "/-/trust/lakeshore").text)
+    assert "(0 before)" not in lake and "(+0.00 before)" not in lake
