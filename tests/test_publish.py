@@ -195,3 +195,30 @@ def test_responses_carry_security_headers_and_the_sign_in_cookie_is_http_only(ds
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     # The auth plugin's hashing page would let anyone keep the server hashing: gone.
     assert tool.status_code == 404 and tool_post.status_code == 404 and "hash-password" in tool.text
+
+
+def test_a_made_up_user_name_costs_the_same_hash_as_a_real_one(ds, monkeypatch):
+    """The sign-in form hashed the password only for a user it knew, so accounts could be
+    told from made-up names by how long a wrong password took to refuse."""
+    import hashlib
+
+    real = hashlib.pbkdf2_hmac
+    rounds = []
+
+    def counted(name, password, salt, iterations, *args):
+        rounds.append(iterations)
+        return real(name, password, salt, iterations, *args)
+
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", counted)
+
+    async def attempt(user):
+        token, cookies = await _login_form(ds)
+        return await ds.client.post("/-/login", data={"username": user, "password": "nope", "csrftoken": token},
+                                    cookies=cookies)
+
+    known = asyncio.run(attempt("alice"))
+    work_known, rounds[:] = list(rounds), []
+    unknown = asyncio.run(attempt("mallory"))
+    assert known.status_code == unknown.status_code == 200
+    assert "Invalid username or password" in known.text and "Invalid username or password" in unknown.text
+    assert work_known and rounds == work_known
