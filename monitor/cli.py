@@ -456,4 +456,18 @@ def watch_remove(config_path, entity_id):
 
 
 def main():
-    cli(prog_name="trustwatch")
+    """The console script: click's usage errors (an unknown option, a value that is not a
+    number) in one line, as trustwatch's own errors are, with where to find help."""
+    try:
+        code = cli.main(prog_name="trustwatch", standalone_mode=False)
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "trustwatch"
+        click.echo(f"Error: {e.format_message()} (see {where} --help)", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"Error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -189,3 +189,22 @@ def test_classify_uses_the_model_of_the_config_in_this_folder(tmp_path, monkeypa
     (tmp_path / "w.toml").write_text('[[watch]]\nid = "x"\nkind = "site"\nname = "Xsite"\n')
     r = invoke("classify", "--watchlist", "w.toml", input='{"id": 1, "text": "hi"}\n')
     assert r.exit_code == 2 and "cannot load encoder from ./no-such-encoder: no such folder" in r.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["report", "--weeks", "abc"], "Error: Invalid value for '--weeks': 'abc' is not a valid integer. "
+                                   "(see trustwatch report --help)"),
+    (["nosuch"], "Error: No such command 'nosuch'. (see trustwatch --help)"),
+    (["report", "--nope"], "Error: No such option"),  # click may add "Did you mean ...?"
+])
+def test_usage_errors_are_one_line_too(tmp_path, args, says):
+    done = subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    err = done.stderr.strip()
+    assert done.returncode == 2 and err.startswith(says) and "\n" not in err and done.stdout == ""
+    assert err.endswith("--help)")
+
+
+def test_help_still_exits_0(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "monitor", "report", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: ")
