@@ -22,8 +22,9 @@ from .tagger import full_text
 
 CORPUS_DIR = Path(__file__).parent / "data" / "forum_corpus"
 # train: trained on. heldout: parts a-c, only for figures. heldout_voice: part g, the
-# sarcastic, deadpan and implicit voice of real subreddits, only for figures. dev: part k,
-# never trained on, for choosing between trained models and thresholds (models/soup.py).
+# sarcastic, deadpan and implicit voice of real subreddits, only for figures. dev: parts k
+# and m, never trained on, for choosing between trained models and thresholds (models/soup.py,
+# models/lexical.py); part m is written in the plain voice of parts a-c, as the held-out split is.
 SPLITS = ("train", "heldout", "heldout_voice", "dev")
 
 
