@@ -178,23 +178,36 @@ def published(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str
     return [w for w, r in weekly(db, model, ident, weeks).items() if r["posts"] >= min_cell]
 
 
+def shown(n: int, min_cell: int) -> int:
+    """A count within a published week as the public weekly views show it (0 or at least
+    min_cell), else 0: summed over weeks, the difference between two periods is then never
+    a withheld cell. Without min_cell, the count itself."""
+    return n if not min_cell or n == 0 or n >= min_cell else 0
+
+
 # The Monday (UTC) of a post's week, as aggregate.week_of gives it, in SQL.
 POST_WEEK = "date(substr(p.created_at, 1, 10), '-6 days', 'weekday 1')"
 
 
 def _in_weeks(weeks: list[str]) -> tuple[str, list[str]]:
-    """SQL that keeps posts of exactly these weeks (they need not be consecutive)."""
-    return (f"p.created_at >= ? and p.created_at < ? and {POST_WEEK} in ({','.join('?' * len(weeks))})",
-            [weeks[0], next_day(weeks[-1]), *weeks])
+    """SQL that keeps posts of exactly these weeks: a range of times, and where some weeks
+    in it were left out (the public's withheld weeks), each post's week as well."""
+    span, params = "p.created_at >= ? and p.created_at < ?", [weeks[0], next_day(weeks[-1])]
+    if (dt.date.fromisoformat(weeks[-1]) - dt.date.fromisoformat(weeks[0])).days // 7 + 1 != len(weeks):
+        span += f" and {POST_WEEK} in ({','.join('?' * len(weeks))})"
+        params += weeks
+    return span, params
 
 
 def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], min_cell: int = 0) -> Totals:
     """Posts, sentiment, themes, authors and communities of the entity over ``weeks``;
-    with ``min_cell``, over those of the weeks that are published (:func:`published`)."""
-    weeks = published(db, model, ident, weeks, min_cell)
+    with ``min_cell``, over those of the weeks that are published (:func:`published`), and
+    within them only the counts the public weekly views show (:func:`shown`)."""
+    rows = {w: r for w, r in weekly(db, model, ident, weeks).items() if r["posts"] >= min_cell}
+    weeks = list(rows)
     t = Totals()
     busiest = None
-    for w, r in weekly(db, model, ident, weeks).items():
+    for w, r in rows.items():
         t.posts += r["posts"]
         t.negative += r["negative"]
         t.neutral += r["neutral"]
@@ -202,16 +215,9 @@ def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], 
         if busiest is None or r["posts"] > busiest[1]:
             busiest = (w, r["posts"])
     t.busiest_week = busiest
-    # With min_cell, a count within a week is added in only where that week's own cell
-    # could be shown (a theme count of 0 or at least min_cell, as public_entity_themes has
-    # it; a community with at least min_cell posts that week): the difference between two
-    # periods is then never a withheld cell.
-    def shown(n: int) -> int:
-        return n if not min_cell or n == 0 or n >= min_cell else 0
-
     for theme, by_week in theme_weekly(db, model, ident, weeks).items():
-        t.themes[theme] = {"builds": sum(shown(r["builds"]) for r in by_week.values()),
-                           "erodes": sum(shown(r["erodes"]) for r in by_week.values())}
+        t.themes[theme] = {"builds": sum(shown(r["builds"], min_cell) for r in by_week.values()),
+                           "erodes": sum(shown(r["erodes"], min_cell) for r in by_week.values())}
     if t.posts:
         by_author: Counter = Counter()
         by_community: Counter = Counter()
@@ -226,7 +232,7 @@ def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], 
         t.authors = len([a for a in by_author if a is not None])
         communities: Counter = Counter()
         for (community, _), n in by_community.items():
-            communities[community] += shown(n)
+            communities[community] += shown(n, min_cell)
         t.communities = sorted(((c, n) for c, n in communities.items() if n),
                                key=lambda c: (-c[1], c[0] or ""))
         t.top_author_posts = sum(n for _, n in by_author.most_common(3))

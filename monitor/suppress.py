@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+from . import reportdata as rd
 from .alerts import public_message
 from .compare import Comparison, summarise, thin_evidence
 from .report import EntityReport, period_line
@@ -32,11 +33,6 @@ def _weekly(rows: dict[str, dict], k: int) -> dict[str, dict]:
     return {w: row for w, row in rows.items() if row["posts"] >= k}
 
 
-def _shown(n: int, k: int) -> int:
-    """A count within a published week as the public weekly views show it: 0 or at least k."""
-    return n if n == 0 or n >= k else 0
-
-
 def _no_authors(t):
     """Totals without the number of distinct authors: distinct counts do not add up, so two
     periods' counts compared would tell how many people wrote in both (a count of people
@@ -49,7 +45,7 @@ def entity_report(r: EntityReport, k: int) -> EntityReport:
     out = copy.copy(r)
     out.min_cell = k
     out.weekly = _weekly(r.weekly, k)
-    out.themes_weekly = {t: {w: dict(row, builds=_shown(row["builds"], k), erodes=_shown(row["erodes"], k))
+    out.themes_weekly = {t: {w: dict(row, builds=rd.shown(row["builds"], k), erodes=rd.shown(row["erodes"], k))
                              for w, row in by.items() if w in out.weekly}
                          for t, by in r.themes_weekly.items()}
     out.now, out.before = _no_authors(r.now), _no_authors(r.before)
