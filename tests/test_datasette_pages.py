@@ -259,3 +259,12 @@ def test_public_charts_and_caveats_hold_no_withheld_cell(ds):
     assert re.search(r"posts by \d+ different authors", unescape(get(ds, "/-/trust/lakeshore", actor=RESEARCHER).text))
     lake = unescape(get(ds, "/-/trust/lakeshore").text)
     assert "(0 before)" not in lake and "(+0.00 before)" not in lake
+
+
+def test_the_public_dashboard_gives_no_false_counts_for_a_withheld_entity(tmp_path):
+    db = synth.build(tmp_path / "s.db")
+    storage.set_min_cell(db, 10)
+    ds = make_datasette(tmp_path / "s.db")
+    row = re.search(r'<tr><td><a href="/-/trust/lantern">.*?</tr>', get(ds, "/-/trust").text).group(0)
+    # Lantern's 2-post weeks are all withheld: not "0" posts, not "<10" (52 posts were written)
+    assert "withheld (no week with 10 or more posts)" in row and ">0<" not in row and "&lt;10" not in row

@@ -245,7 +245,8 @@ def dashboard(db, db_name: str, datasette, min_cell: int = 0) -> str:
            '</tr></thead><tbody>']
     for e, t, total, n_alerts in rows:
         if t.posts < min_cell:
-            figures = (f'<td class="num">{suppress.cell(total, min_cell)}</td><td class="num">&lt;{min_cell}</td>'
+            figures = (f'<td class="num">{suppress.cell(total, min_cell) if total else "–"}</td>'
+                       '<td class="num">–</td>'
                        f'<td colspan="2">withheld (no week with {min_cell} or more posts)</td>')
         else:
             figures = (f'<td class="num">{total}</td><td class="num">{t.posts}</td>'
