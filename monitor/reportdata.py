@@ -185,6 +185,27 @@ def shown(n: int, min_cell: int) -> int:
     return n if not min_cell or n == 0 or n >= min_cell else 0
 
 
+def _community_cells(cells: Counter, min_cell: int) -> dict:
+    """(community, week) -> posts as the public may see them: with ``min_cell``, only cells
+    of at least min_cell posts, and where the week's other communities (its total less the
+    cells shown) would come to 0 < n < min_cell, the smallest shown cell of that week is left
+    out too, so that no subtraction gives a small remainder. Without it, every cell. The
+    entity_reach query in datasette/metadata.yml applies the same rule."""
+    if not min_cell:
+        return dict(cells)
+    weeks: dict[str, list] = {}
+    for (community, week), n in cells.items():
+        weeks.setdefault(week, []).append((n, community or "", community))
+    out = {}
+    for week, items in weeks.items():
+        big = sorted(i for i in items if i[0] >= min_cell)
+        rest = sum(n for n, _, _ in items if n < min_cell)
+        if big and 0 < rest < min_cell:
+            big = big[1:]
+        out.update({(community, week): n for n, _, community in big})
+    return out
+
+
 # The Monday (UTC) of a post's week, as aggregate.week_of gives it, in SQL.
 POST_WEEK = "date(substr(p.created_at, 1, 10), '-6 days', 'weekday 1')"
 
@@ -231,8 +252,8 @@ def totals(db: sqlite_utils.Database, model: str, ident: str, weeks: list[str], 
             by_community[(community, week)] += 1
         t.authors = len([a for a in by_author if a is not None])
         communities: Counter = Counter()
-        for (community, _), n in by_community.items():
-            communities[community] += shown(n, min_cell)
+        for (community, _), n in _community_cells(by_community, min_cell).items():
+            communities[community] += n
         t.communities = sorted(((c, n) for c, n in communities.items() if n),
                                key=lambda c: (-c[1], c[0] or ""))
         t.top_author_posts = sum(n for _, n in by_author.most_common(3))

@@ -269,3 +269,27 @@ def test_the_public_dashboard_gives_no_false_counts_for_a_withheld_entity(tmp_pa
     # Lantern's 2-post weeks are all withheld: not "0" posts, not "<10" (52 posts were written)
     assert "withheld (no week with 10 or more posts)" in row and "&lt;10" not in row
     assert '<td>group</td><td class="num">–</td><td class="num">–</td>' in row  # posts: all weeks, last 13
+
+
+def test_a_small_remainder_of_communities_is_not_left_to_subtract(tmp_path):
+    """In a published week, the week's total less the communities shown must not be a small
+    count: there the smallest community shown is withheld too (the page and the query alike)."""
+    from monitor import reportdata as rd
+
+    db = synth.build(tmp_path / "story.db")
+    ids = [r[0] for r in db.execute(
+        "select distinct p.id from posts p join mentions m on m.post_id = p.id where m.entity_id = 'lakeshore' "
+        "and p.created_at >= '2026-08-24' and p.created_at < '2026-08-31' order by p.id")]
+    assert len(ids) == 12
+    db.execute(f"update posts set community = 'r/elsewhere' where id in ({','.join('?' * 2)})", ids[:2])
+    db.conn.commit()
+    ds = make_datasette(tmp_path / "story.db")
+    week = _public(ds, "entity_reach", entity="lakeshore", start="2026-08-24", end="2026-08-31")
+    assert week == [{"community": "all communities", "posts": 12}]  # r/ALS's 10 would leave 2
+    t = rd.totals(db, rd.current_model(db)["id"], "lakeshore", ["2026-08-24"], 5)
+    assert t.posts == 12 and t.communities == []
+    full = rd.totals(db, rd.current_model(db)["id"], "lakeshore", ["2026-08-24"])
+    assert dict(full.communities) == {"r/ALS": 10, "r/elsewhere": 2}
+    # The next week (12 posts in r/ALS, nothing left over) still shows its community.
+    both = _public(ds, "entity_reach", entity="lakeshore", start="2026-08-24", end="2026-09-07")
+    assert both == [{"community": "all communities", "posts": 24}, {"community": "r/ALS", "posts": 12}]
