@@ -214,14 +214,17 @@ order by t.entity_id, t.week, t.theme""",
     # week's counts it can be solved for the baseline's. Nor first_seen: the run that first
     # raised an alert could date the posts that tipped it.
     "public_alerts": f"""
-select a.week, a.entity_id, e.name as entity, a.metric, {public_message_sql("a")} as message, a.posts,
-       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.count end as count,
-       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share end as share,
-       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_low end as share_low,
-       case when a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k then a.share_high end as share_high
-from alerts a join entities e on e.id = a.entity_id, {_THRESHOLD}
-where a.model = (select id from models where current = 1) and a.posts >= threshold.k
-order by a.week desc, a.z desc""",
+select week, entity_id, entity, metric, message, posts,
+       case when shown then count end as count, case when shown then share end as share,
+       case when shown then share_low end as share_low, case when shown then share_high end as share_high
+from (
+  select a.week, a.entity_id, e.name as entity, a.metric, {public_message_sql("a")} as message, a.posts,
+         a.count, a.share, a.share_low, a.share_high, a.z,
+         (a.metric not like 'erodes:%' or a.count = 0 or a.count >= threshold.k) as shown
+  from alerts a join entities e on e.id = a.entity_id, {_THRESHOLD}
+  where a.model = (select id from models where current = 1) and a.posts >= threshold.k
+)
+order by week desc, z desc""",
 }
 
 VIEWS = {
@@ -272,7 +275,7 @@ def is_trustwatch_db(path: Path | str) -> bool:
     import sqlite3
 
     try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # as_uri: "?" or "#" in a name
         try:
             names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         finally:

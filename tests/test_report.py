@@ -240,3 +240,10 @@ def test_report_leaves_a_database_that_is_not_trustwatchs_as_it_is(tmp_path, con
     r = CliRunner().invoke(cli, ["report", "--db", str(path), "--entity", "x", "--out", "-"])
     assert r.exit_code == 2 and "not a trustwatch database (left as it is)" in r.output
     assert path.read_bytes() == before and not (tmp_path / "other.db-wal").exists()
+
+
+def test_report_reads_a_trustwatch_database_whatever_its_file_name(tmp_path):
+    path = tmp_path / "q3?draft#2.db"
+    synth.build(path).close()
+    r = CliRunner().invoke(cli, ["report", "--db", str(path), "--entity", "lakeshore", "--out", "-"])
+    assert r.exit_code == 0, r.output
